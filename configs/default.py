@@ -1,0 +1,50 @@
+"""Speech2Vid as the paper describes it: one still, transposed-conv decoder,
+skips B and C, 112x112 output, L1 loss, SGD with momentum.
+
+    python run_train.py --config configs/default.py --workdir workdirs/default
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+
+    config.model = m = ml_collections.ConfigDict()
+    m.name = "speech2vid"           # model family: 'speech2vid' (generator) or 'deblur'
+    m.decoder = "transposed"        # 'transposed' (paper, 112x112) or 'bilinear' (released v201, 109x109)
+    m.skips = ("B", "C")            # identity activations concatenated into the decoder: A=conv1, B=pool1, C=conv2
+    m.num_identity_images = 1       # 1 still (112x112x3) or 5 stills stacked channel-wise (112x112x15)
+    m.width = 1.0                   # channel multiplier for every layer (1.0 = the paper's widths)
+    m.dtype = "float32"             # compute dtype: 'float32' or 'bfloat16' (parameters stay float32)
+    m.bn_momentum = 0.9             # BatchNorm running-average momentum (flax convention: weight of the old value)
+    m.bn_epsilon = 1e-5             # BatchNorm variance epsilon
+
+    config.data = d = ml_collections.ConfigDict()
+    d.dataset = "registered_faces/lrs2"  # TFDS name[/config] of the registered corpus
+    d.data_dir = "data/tfds"        # TFDS data directory (built there on first use where a builder can)
+    d.frame_stride = 5              # every k-th frame of a track is a sample (paper: 5)
+    d.min_identity_distance = 25    # identity frames at least this many frames from the target (1 s)
+    d.augment = True                # random brightness/contrast/flip jitter on training samples
+    d.num_workers = 2               # grain worker processes (0 = load in the main process)
+    d.shuffle_seed = 0              # seed of the sampling order (resumes exactly with the checkpoint)
+
+    config.train = t = ml_collections.ConfigDict()
+    t.batch_size = 64               # global batch, split evenly over all devices
+    t.num_steps = 200_000           # training steps (paper: at most 20 epochs)
+    t.optimizer = "sgd"             # Optax optimizer: SGD with momentum, as the paper
+    t.learning_rate = 1e-5          # paper's fixed rate for MatConvNet's summed L1; see configs/tiny.py for a tuned mean-L1 rate
+    t.momentum = 0.9                # SGD momentum
+    t.nesterov = False              # Nesterov momentum
+    t.weight_decay = 5e-4           # L2 weight decay added to the gradient (0 disables)
+    t.schedule = "constant"         # learning-rate schedule: 'constant' (paper) or 'cosine'
+    t.warmup_steps = 0              # linear warm-up steps before the schedule
+    t.parallel = "pmap"             # data parallelism: 'pmap' (per-device step) or 'mesh' (jit + NamedSharding)
+    t.seed = 0                      # parameter initialisation seed
+    t.log_every = 100               # steps between metric logs (host syncs happen only here)
+    t.eval_every = 2000             # steps between validations
+    t.checkpoint_every = 2000       # steps between periodic checkpoints
+    t.keep_checkpoints = 3          # periodic checkpoints kept (the best-on-validation one is kept too)
+    t.eval_batches = 20             # validation batches per evaluation
+    t.early_stopping_patience = 10  # evaluations without validation improvement before stopping (0 = never)
+    return config

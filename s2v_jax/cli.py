@@ -1,0 +1,48 @@
+"""The `s2v` command line: one subcommand per task.
+
+Each subcommand lives in `s2v_jax/commands/<name>.py` and exposes
+`add_arguments(parser)` and `run(args) -> int`. Modules import their heavy
+dependencies (jax, mediapipe, tfds) inside `run`, so `s2v --help` stays fast.
+A user-facing `S2VError` is printed on one line (no traceback) with exit code 2.
+"""
+
+import argparse
+import importlib
+import sys
+
+from s2v_jax.errors import S2VError
+
+# (subcommand, module under s2v_jax.commands, one-line help). Later work adds rows.
+COMMANDS = [
+    ("model-summary", "model_summary", "parameter counts, layer shapes and GFLOPs of a config's model"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="s2v", description="Speech2Vid in JAX/Flax: talking faces from stills and speech."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, module_name, help_text in COMMANDS:
+        module = importlib.import_module(f"s2v_jax.commands.{module_name}")
+        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except S2VError as e:
+        print(f"s2v {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"s2v {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Loading ml_collections config files with `field.sub=value` overrides.
+
+Errors name the file or the field, in one line, so the CLI can print them
+without a traceback.
+"""
+
+import ast
+import importlib.util
+import os
+from typing import Iterable, Optional
+
+import ml_collections
+
+from s2v_jax.errors import ConfigError
+
+
+def load_config(path: str, overrides: Optional[Iterable[str]] = None) -> ml_collections.ConfigDict:
+    """Runs `get_config()` of the Python file at `path`, then applies overrides.
+
+    `overrides` are strings like `"train.batch_size=8"`; values are parsed as
+    Python literals where they can be (`8`, `1e-3`, `(1, 2)`, `True`), else kept
+    as strings.
+    """
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path!r} (give a path such as configs/default.py)")
+    spec = importlib.util.spec_from_file_location(f"_s2v_config_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # a user's file: report, don't crash deep inside importlib
+        raise ConfigError(f"config file {path!r} could not be loaded: {type(e).__name__}: {e}") from e
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"config file {path!r} has no get_config() function")
+    config = module.get_config()
+    for item in overrides or ():
+        apply_override(config, item, source=path)
+    return config
+
+
+def apply_override(config: ml_collections.ConfigDict, item: str, source: str = "config") -> None:
+    """Sets one `a.b.c=value` override, refusing fields the config does not have."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form field=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if key.startswith("config."):
+        key = key[len("config."):]
+    node = config
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(node, (ml_collections.ConfigDict, dict)) or part not in node:
+            known = ", ".join(sorted(node.keys())) if isinstance(node, (ml_collections.ConfigDict, dict)) else ""
+            raise ConfigError(f"unknown config field {key!r} in {source} (known at this level: {known})")
+        if i < len(parts) - 1:
+            node = node[part]
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    current = node[parts[-1]]
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(current, tuple) and isinstance(value, list):
+        value = tuple(value)
+    try:
+        node[parts[-1]] = value
+    except TypeError as e:
+        raise ConfigError(f"config field {key!r}: cannot set {raw!r} ({e})") from e
+
+
+def get_field(config: ml_collections.ConfigDict, key: str, source: str = "config"):
+    """Reads `a.b.c` from a config, with a one-line error naming an unknown field."""
+    node = config
+    for part in key.split("."):
+        if not isinstance(node, (ml_collections.ConfigDict, dict)) or part not in node:
+            raise ConfigError(f"unknown config field {key!r} in {source}")
+        node = node[part]
+    return node

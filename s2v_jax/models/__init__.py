@@ -1,0 +1,50 @@
+"""Flax modules of the Speech2Vid family and `build_model(config)`."""
+
+import jax.numpy as jnp
+import ml_collections
+
+from s2v_jax.errors import ConfigError
+from s2v_jax.models.audio_encoder import AudioEncoder
+from s2v_jax.models.deblur import DeblurNet
+from s2v_jax.models.decoder import BilinearDecoder, TransposedDecoder
+from s2v_jax.models.generator import Speech2Vid
+from s2v_jax.models.identity_encoder import IdentityEncoder
+
+__all__ = ["AudioEncoder", "IdentityEncoder", "TransposedDecoder", "BilinearDecoder",
+           "Speech2Vid", "DeblurNet", "build_model", "compute_dtype", "input_shapes"]
+
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def compute_dtype(name: str):
+    if name not in _DTYPES:
+        raise ConfigError(f"model.dtype must be one of {sorted(_DTYPES)}, not {name!r}")
+    return _DTYPES[name]
+
+
+def build_model(config: ml_collections.ConfigDict, axis_name=None):
+    """The generator (or the deblurring net, for `model.name == 'deblur'`) a config describes."""
+    m = config.model
+    dtype = compute_dtype(m.get("dtype", "float32"))
+    if m.name == "deblur":
+        return DeblurNet(features=m.features, num_layers=m.num_layers, dtype=dtype)
+    if m.name != "speech2vid":
+        raise ConfigError(f"model.name must be 'speech2vid' or 'deblur', not {m.name!r}")
+    if m.decoder not in ("transposed", "bilinear"):
+        raise ConfigError(f"model.decoder must be 'transposed' or 'bilinear', not {m.decoder!r}")
+    if m.num_identity_images not in (1, 5):
+        raise ConfigError(f"model.num_identity_images must be 1 or 5, not {m.num_identity_images!r}")
+    bad = [s for s in m.skips if s not in ("A", "B", "C")]
+    if bad:
+        raise ConfigError(f"model.skips may name only 'A', 'B', 'C', not {bad}")
+    return Speech2Vid(decoder=m.decoder, skips=tuple(m.skips), num_identity_images=m.num_identity_images,
+                      width=m.width, dtype=dtype, bn_momentum=m.bn_momentum, bn_epsilon=m.bn_epsilon,
+                      axis_name=axis_name)
+
+
+def input_shapes(config: ml_collections.ConfigDict):
+    """Per-example input shapes: {'mfcc': (12, 35, 1), 'identity': (112, 112, 3k)} or {'image': ...}."""
+    if config.model.name == "deblur":
+        s = config.model.image_size
+        return {"image": (s, s, 3)}
+    return {"mfcc": (12, 35, 1), "identity": (112, 112, 3 * config.model.num_identity_images)}

@@ -1,0 +1,77 @@
+"""The Speech2Vid generator: audio encoder + identity encoder + decoder.
+
+Identity encoding is its own method so inference encodes the still(s) once and
+reuses the features for every frame:
+
+    ident = model.apply(variables, stills, method=Speech2Vid.encode_identity)
+    frames = model.apply(variables, mfcc, ident, method=Speech2Vid.generate_from_identity)
+"""
+
+from typing import Any, Dict, Optional, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from s2v_jax.models.audio_encoder import AudioEncoder
+from s2v_jax.models.decoder import BilinearDecoder, TransposedDecoder
+from s2v_jax.models.identity_encoder import IdentityEncoder
+
+IdentityFeatures = Dict[str, jnp.ndarray]  # "embedding" [B, 256] and the enabled skips
+
+
+class Speech2Vid(nn.Module):
+    """MFCC window `[B, 12, 35, 1]` + still(s) `[B, 112, 112, 3 * num_identity_images]`
+    (both float, images in [0, 1]) -> frame `[B, S, S, 3]` in [0, 1], S = 112
+    (transposed decoder) or 109 (v201 bilinear decoder).
+    """
+
+    decoder: str = "transposed"
+    skips: Sequence[str] = ("B", "C")
+    num_identity_images: int = 1
+    width: float = 1.0
+    dtype: Any = jnp.float32
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
+    axis_name: Optional[str] = None
+
+    def setup(self):
+        common = dict(width=self.width, dtype=self.dtype, bn_momentum=self.bn_momentum,
+                      bn_epsilon=self.bn_epsilon, axis_name=self.axis_name)
+        self.audio_encoder = AudioEncoder(**common)
+        self.identity_encoder = IdentityEncoder(**common)
+        if self.decoder == "transposed":
+            self.image_decoder = TransposedDecoder(skips=tuple(self.skips), width=self.width, dtype=self.dtype)
+        elif self.decoder == "bilinear":
+            self.image_decoder = BilinearDecoder(skips=tuple(self.skips), width=self.width, dtype=self.dtype)
+        else:
+            raise ValueError(f"model.decoder must be 'transposed' or 'bilinear', not {self.decoder!r}")
+
+    def encode_identity(self, identity, train: bool = False) -> IdentityFeatures:
+        """`[B, 112, 112, 3k]` -> {"embedding": [B, 256], plus the skip maps the decoder uses}."""
+        expected = 3 * self.num_identity_images
+        if identity.shape[-1] != expected:
+            raise ValueError(f"identity input has {identity.shape[-1]} channels; this model takes "
+                             f"{self.num_identity_images} image(s) = {expected} channels")
+        emb, skips = self.identity_encoder(identity, train)
+        out = {"embedding": emb}
+        out.update({k: v for k, v in skips.items() if k in self.skips})
+        return out
+
+    def encode_audio(self, mfcc, train: bool = False):
+        """`[B, 12, 35, 1]` -> `[B, 256]`."""
+        return self.audio_encoder(mfcc, train)
+
+    def decode(self, audio_embedding, identity: IdentityFeatures):
+        """Decodes `[B, 256]` audio codes with identity features of batch B or 1."""
+        emb = identity["embedding"].astype(audio_embedding.dtype)
+        if emb.shape[0] != audio_embedding.shape[0]:
+            emb = jnp.broadcast_to(emb, (audio_embedding.shape[0],) + emb.shape[1:])
+        z = jnp.concatenate([audio_embedding, emb], axis=-1)
+        return self.image_decoder(z, identity)
+
+    def generate_from_identity(self, mfcc, identity: IdentityFeatures, train: bool = False):
+        """Frames for a batch of MFCC windows given cached identity features."""
+        return self.decode(self.encode_audio(mfcc, train), identity)
+
+    def __call__(self, mfcc, identity, train: bool = False):
+        return self.generate_from_identity(mfcc, self.encode_identity(identity, train), train)

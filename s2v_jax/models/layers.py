@@ -1,0 +1,70 @@
+"""Building blocks shared by the encoders and decoders."""
+
+import functools
+from typing import Any, Optional, Sequence, Tuple
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+Padding = Any
+
+
+def scaled(channels: int, width: float) -> int:
+    """Channel count after the config's width multiplier (at least 4)."""
+    return max(4, int(round(channels * width)))
+
+
+class ConvBNReLU(nn.Module):
+    """conv -> BatchNorm -> ReLU, the unit of every encoder layer in v201.
+
+    The conv has no bias: BatchNorm's shift makes one redundant. `axis_name`
+    makes BatchNorm average its batch statistics over a pmap axis (sync BN).
+    """
+
+    features: int
+    kernel: Tuple[int, int]
+    strides: Tuple[int, int] = (1, 1)
+    padding: Padding = "VALID"
+    dtype: Any = jnp.float32
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
+    axis_name: Optional[str] = None
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = nn.Conv(self.features, self.kernel, self.strides, padding=self.padding,
+                    use_bias=False, dtype=self.dtype, param_dtype=jnp.float32, name="conv")(x)
+        x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                         epsilon=self.bn_epsilon, dtype=self.dtype, param_dtype=jnp.float32,
+                         axis_name=self.axis_name if train else None, name="bn")(x)
+        return nn.relu(x)
+
+
+def max_pool(x, window: int, strides: Sequence[int], padding=((0, 0), (0, 0))):
+    """Max pooling with explicit (lo, hi) padding per spatial dim (pads with -inf)."""
+    return nn.max_pool(x, (window, window), strides=tuple(strides), padding=tuple(padding))
+
+
+@functools.lru_cache(maxsize=64)
+def _interp_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """[n_out, n_in] linear-interpolation weights with align_corners=True."""
+    m = np.zeros((n_out, n_in), np.float32)
+    if n_in == 1:
+        m[:, 0] = 1.0
+        return m
+    pos = np.arange(n_out) * (n_in - 1) / max(n_out - 1, 1)
+    lo = np.clip(np.floor(pos).astype(int), 0, n_in - 2)
+    frac = pos - lo
+    m[np.arange(n_out), lo] = 1.0 - frac
+    m[np.arange(n_out), lo + 1] += frac
+    return m
+
+
+def resize_bilinear_align_corners(x, size: Tuple[int, int]):
+    """Bilinear resize of [B, H, W, C] to `size`, corners aligned (MatConvNet/PyTorch
+    `align_corners=True`). Two small matrix products, so it is cheap and differentiable.
+    """
+    ry = jnp.asarray(_interp_matrix(x.shape[1], size[0]), x.dtype)
+    rx = jnp.asarray(_interp_matrix(x.shape[2], size[1]), x.dtype)
+    return jnp.einsum("oh,bhwc,pw->bopc", ry, x, rx)
