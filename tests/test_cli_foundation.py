@@ -1,0 +1,71 @@
+"""`s2v model-summary` and config loading from the command line."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from s2v_jax.cli import main
+from s2v_jax.config_utils import apply_override, load_config
+from s2v_jax.errors import ConfigError
+
+
+def _summary(capsys, *args):
+    assert main(["model-summary", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_default_summary_json(capsys):
+    s = _summary(capsys, "--config", "configs/default.py")
+    assert s["output_shape"] == [112, 112, 3]
+    assert s["total_params"] == sum(s["params_by_module"].values())
+    assert s["total_params"] == 30_446_755
+    # Hand count of multiply-adds: the decoder at 112x112 dominates; the whole is ~5 GFLOPs.
+    assert 4.0 < s["gflops_per_frame"] < 6.0
+    assert s["gflops_per_frame_identity_cached"] < s["gflops_per_frame"]
+    names = {layer["name"] for layer in s["layers"]}
+    assert {"audio_encoder/fc7", "identity_encoder/conv1", "image_decoder/out"} <= names
+
+
+def test_five_images_conv1_kernel(capsys):
+    s = _summary(capsys, "--config", "configs/five_images.py")
+    conv1 = next(layer for layer in s["layers"] if layer["name"] == "identity_encoder/conv1/conv")
+    assert conv1["params"] == 7 * 7 * 15 * 96
+    assert s["input_shapes"]["identity"] == [112, 112, 15]
+
+
+def test_v201_output_and_flops(capsys):
+    s = _summary(capsys, "--config", "configs/v201.py")
+    assert s["output_shape"] == [109, 109, 3]
+    # The PyTorch peer of the same v201 generator counts 7.16 GFLOPs per frame with the identity cached.
+    assert s["gflops_per_frame_identity_cached"] == pytest.approx(7.16, rel=0.03)
+
+
+def test_overrides_apply(capsys):
+    s = _summary(capsys, "--config", "configs/default.py", "model.width=0.5", "model.dtype=bfloat16")
+    assert s["width"] == 0.5 and s["dtype"] == "bfloat16"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--config", "configs/no_such.py"], "config file not found: 'configs/no_such.py'"),
+    (["--config", "configs/default.py", "model.colour=3"], "unknown config field 'model.colour'"),
+    (["--config", "configs/default.py", "model.dtype=float64"], "model.dtype must be one of"),
+])
+def test_bad_config_is_one_line_error(args, needle):
+    proc = subprocess.run([sys.executable, "-m", "s2v_jax.cli", "model-summary", *args],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_apply_override_types():
+    config = load_config("configs/default.py")
+    apply_override(config, "train.learning_rate=1")
+    assert isinstance(config.train.learning_rate, float) and config.train.learning_rate == 1.0
+    apply_override(config, "model.skips=['A','B']")
+    assert config.model.skips == ("A", "B")
+    with pytest.raises(ConfigError, match="field=value"):
+        apply_override(config, "train.batch_size")
