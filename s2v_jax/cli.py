@@ -15,6 +15,7 @@ from s2v_jax.errors import S2VError
 # (subcommand, module under s2v_jax.commands, one-line help). Later work adds rows.
 COMMANDS = [
     ("model-summary", "model_summary", "parameter counts, layer shapes and GFLOPs of a config's model"),
+    ("synth", "synth", "generate a procedural talking-face corpus (mp4 + ground truth), no downloads"),
 ]
 
 
