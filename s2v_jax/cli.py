@@ -18,6 +18,7 @@ COMMANDS = [
     ("align", "align", "register the face of a still photo onto the canonical 112x112 face"),
     ("inspect", "inspect", "overlay face tracks, landmarks and registered crops on a video, for a person to check"),
     ("synth", "synth", "generate a procedural talking-face corpus (mp4 + ground truth), no downloads"),
+    ("build-dataset", "build_dataset", "build a TFDS dataset of registered face tracks and report what was skipped"),
 ]
 
 

@@ -1,0 +1,96 @@
+"""TFDS builder `registered_faces`: face tracks of a talking-face corpus,
+registered to the canonical 112x112 face, with per-frame MFCC windows.
+
+    builder = tfds.builder("registered_faces/lrs2", data_dir=D, file_format="array_record")
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=M))
+
+Configs by layout of the manual directory: `lrs2` (<video_id>/<clip>.mp4),
+`voxceleb2` (<speaker>/<video>/<clip>.mp4), `lrw` (<WORD>/<train|val|test>/
+<WORD>_<n>.mp4, its own splits) and `folder` (any videos, recursively; a
+top-level sub-folder is one identity). Splits: md5(identity) mod 100 < 10 ->
+validation, else train (LRW: its folders). `use_beam=True` builds with Beam.
+"""
+
+import dataclasses
+import os
+import shutil
+
+import tensorflow_datasets as tfds
+
+from s2v_jax.errors import DataError
+from tfds_builders import common
+from tfds_builders.registered_faces import layouts
+
+
+@dataclasses.dataclass(eq=False)
+class RegisteredFacesConfig(tfds.core.BuilderConfig):
+    layout: str = "folder"        # how identities are read from paths (see layouts.py)
+    validation_percent: int = 10  # share of identities (by hash) in the validation split
+    min_frames: int = 30          # tracks shorter than this (1.2 s) are skipped as too short
+
+
+class RegisteredFaces(tfds.core.GeneratorBasedBuilder):
+    """Registered face tracks + MFCC windows, one example per face track."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "First release: JPEG frames, MFCC windows, landmarks."}
+    BUILDER_CONFIGS = [
+        RegisteredFacesConfig(name="lrs2", layout="lrs2", description="LRS2: <video_id>/<clip>.mp4, split by video id"),
+        RegisteredFacesConfig(name="voxceleb2", layout="voxceleb2",
+                              description="VoxCeleb2: <speaker>/<video>/<clip>.mp4, split by speaker"),
+        RegisteredFacesConfig(name="lrw", layout="lrw", description="LRW: <WORD>/<split>/<WORD>_<n>.mp4, its splits"),
+        RegisteredFacesConfig(name="folder", layout="folder",
+                              description="any videos (mp4, mpg, avi, mov, mkv), split by top-level folder"),
+    ]
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """
+    Put the corpus videos in the manual directory (`--manual-dir`, or
+    `<data_dir>/downloads/manual`) in the config's layout: lrs2
+    <video_id>/<clip>.mp4, voxceleb2 <speaker>/<video>/<clip>.mp4, lrw
+    <WORD>/<train|val|test>/<WORD>_<n>.mp4, folder: any tree of videos.
+    """
+
+    def __init__(self, *, use_beam: bool = False, **kwargs):
+        self._use_beam = use_beam  # same records either way; Beam spreads the work
+        super().__init__(**kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=common.features(),
+            # Records sorted by their integer key: the loader knows the order
+            # from the metadata (see common.py) without reading the records.
+            disable_shuffling=True,
+            metadata=tfds.core.MetadataDict(),
+            homepage="https://www.robots.ox.ac.uk/~vgg/publications/2017/Chung17b/",
+        )
+
+    def _split_generators(self, dl_manager):
+        root = os.fspath(dl_manager.manual_dir)
+        cfg = self.builder_config
+        if not os.path.isdir(root):
+            raise DataError(f"manual directory {root!r} does not exist (pass --manual-dir with the videos)")
+        clips, skipped = layouts.list_clips(root, cfg.layout, cfg.validation_percent)
+        self._log = common.BuildLog(self.info.metadata)
+        for rec in skipped:
+            self._log.skip(rec)
+        if not clips:
+            raise DataError(f"no video in {root!r} fits the {cfg.layout!r} layout ({len(skipped)} other files)")
+        by_split = {}
+        for clip in clips:
+            by_split.setdefault(clip.split, []).append(clip)
+        if self._use_beam:
+            from tfds_builders import beam_support
+
+            self._report_dir = os.path.join(os.fspath(dl_manager.download_dir), "beam_reports", cfg.name)
+            shutil.rmtree(self._report_dir, ignore_errors=True)
+            return {split: beam_support.GenerateTracks(c, os.path.join(self._report_dir, split), cfg.min_frames)
+                    for split, c in sorted(by_split.items())}
+        gens = {split: self._generate_examples(c, split) for split, c in sorted(by_split.items())}
+        return common.nonempty_generators(gens, self._log)
+
+    def _generate_examples(self, clips, split):
+        yield from common.generate(clips, split, self._log, min_frames=self.builder_config.min_frames)
+
+    def _process_pipeline_result(self, pipeline_result):
+        from tfds_builders import beam_support
+
+        beam_support.read_reports(self._report_dir, self._log)
