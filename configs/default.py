@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data = d = ml_collections.ConfigDict()
     d.dataset = "registered_faces/lrs2"  # TFDS name[/config] of the registered corpus
     d.data_dir = "data/tfds"        # TFDS data directory (built there on first use where a builder can)
+    d.manual_dir = ""               # folder of source videos for registered_faces builds ('' = none given)
     d.frame_stride = 5              # every k-th frame of a track is a sample (paper: 5)
     d.min_identity_distance = 25    # identity frames at least this many frames from the target (1 s)
     d.augment = True                # random brightness/contrast/flip jitter on training samples

@@ -1,0 +1,253 @@
+"""Training and validation batches of Speech2Vid samples, on grain.
+
+A sample is drawn as the paper does: every `config.data.frame_stride`-th frame
+t of a face track is a target; its MFCC window (12x35, centred on frame t's
+time, padded at the video's ends as `s2v_jax.audio.mfcc_windows` documents)
+is the audio input, and `config.model.num_identity_images` frames of the same
+track at least `config.data.min_identity_distance` frames from t, stacked
+channel-wise, are the identity input. Targets with no such frame are left out.
+
+Batches are numpy dicts with b = config.train.batch_size // process_count:
+    'mfcc'     float32 [b, 12, 35, 1]
+    'identity' uint8   [b, 112, 112, 3 * num_identity_images]
+    'target'   uint8   [b, 112, 112, 3]
+(`debug=True` adds 'record', 'target_frame', 'identity_frames' and, on the
+synthetic corpus, 'gt_mouth_open' of the target frame.)
+
+Random access: the sample index ((record, frame) pairs) comes from the
+per-track frame counts in the build metadata (tfds_builders/common.py), so it
+costs no record read; a sample reads its track's record and decodes only the
+target and identity JPEGs. Order, identity choice and augmentation are
+functions of (config.data.shuffle_seed, position in the sample stream), so the
+same seed gives the same batches and `loader.get_state()` /
+`loader.set_state()` resume the stream exactly.
+
+With config.data.num_workers > 0 grain starts worker processes, which
+re-import the main module: a script that builds a loader must guard its entry
+point with `if __name__ == "__main__":`. Each worker batches its own share of
+the sample order, so the stream depends on num_workers (deterministic for a
+given value); a saved state resumes only with the same num_workers.
+"""
+
+import json
+import logging
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+import grain.python as grain
+import numpy as np
+
+from s2v_jax.errors import DataError
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC = "synthetic_talking_faces"
+REGISTERED = "registered_faces"
+
+
+# ---------------------------------------------------------------- the dataset
+
+def ensure_dataset(config):
+    """The TFDS builder of config.data.dataset ('name/config') in
+    config.data.data_dir, built there first if absent: the synthetic corpus
+    always can be; registered_faces needs the videos in config.data.manual_dir."""
+    import tfds_builders
+
+    name = tfds_builders.parse_name(config.data.dataset)
+    return tfds_builders.build(name, config.data.data_dir, manual_dir=config.data.get("manual_dir") or None)
+
+
+def split_tracks(builder, split: str) -> np.ndarray:
+    """Frame count of every record of `split`, in record order (from the build
+    metadata: records are sorted by key), checked against the first and last
+    record; falls back to reading every record if the metadata is missing."""
+    if split not in builder.info.splits:
+        raise DataError(f"dataset {builder.info.full_name} has no {split!r} split "
+                        f"(splits: {', '.join(builder.info.splits)}); a corpus with a single speaker or "
+                        "video id cannot have a speaker-disjoint validation split")
+    rows = (builder.info.metadata or {}).get("tracks", {}).get(split)
+    source = builder.as_data_source(split)
+    n = len(source)
+    if rows is not None and len(rows) == n:
+        rows = sorted(rows)
+        if n and all(source[i]["key"].decode() == rows[i][0] for i in (0, n - 1)):
+            return np.array([r[1] for r in rows], np.int64)
+    log.warning("%s %s: no usable frame-count metadata; reading all %d records", builder.info.full_name, split, n)
+    return np.array([int(source[i]["num_frames"]) for i in range(n)], np.int64)
+
+
+def sample_index(num_frames: Sequence[int], stride: int, min_distance: int):
+    """(record, frame) of every sample: frames 0, stride, 2*stride, ... of each
+    track that have at least one frame >= min_distance away. [N], [N] int64."""
+    records, frames = [], []
+    for r, length in enumerate(num_frames):
+        t = np.arange(0, length, stride)
+        t = t[(t >= min_distance) | (t <= length - 1 - min_distance)]
+        records.append(np.full(len(t), r))
+        frames.append(t)
+    if not records:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(records).astype(np.int64), np.concatenate(frames).astype(np.int64)
+
+
+# -------------------------------------------------------- grain source + maps
+
+class TrackSamples(grain.RandomAccessDataSource):
+    """Sample i -> (its track's record, target frame). Opens the TFDS source
+    lazily, so it pickles cheaply into grain's worker processes."""
+
+    def __init__(self, builder_dir: str, name: str, split: str, stride: int, min_distance: int,
+                 num_frames: np.ndarray):
+        self._dir, self._name, self._split = builder_dir, name, split
+        self._stride, self._min_distance = stride, min_distance
+        self.records, self.frames = sample_index(num_frames, stride, min_distance)
+        self._source = None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        if self._source is None:
+            import tensorflow_datasets as tfds
+
+            self._source = tfds.builder_from_directory(self._dir).as_data_source(self._split)
+        r = int(self.records[i])
+        return {"example": self._source[r], "record": r, "frame": int(self.frames[i])}
+
+    def __getstate__(self):
+        return {**self.__dict__, "_source": None}
+
+    def __repr__(self) -> str:  # grain checks it when restoring a state
+        return (f"TrackSamples({self._name}, split={self._split}, samples={len(self)}, "
+                f"stride={self._stride}, min_distance={self._min_distance})")
+
+
+def identity_frames(rng: np.random.Generator, num_frames: int, target: int, count: int, min_distance: int):
+    """`count` frames (sorted) drawn from those >= min_distance from `target`."""
+    valid = np.concatenate([np.arange(0, max(0, target - min_distance + 1)),
+                            np.arange(target + min_distance, num_frames)])
+    if len(valid) == 0:
+        raise DataError(f"no identity frame {min_distance} frames from {target} in a {num_frames}-frame track")
+    return np.sort(rng.choice(valid, size=count, replace=len(valid) < count))
+
+
+def _decode(data: bytes) -> np.ndarray:
+    from tfds_builders.common import decode_frame
+
+    return decode_frame(data)
+
+
+class MakeSample(grain.RandomMapTransform):
+    """Picks the identity frames, decodes them and the target, jitters both."""
+
+    def __init__(self, num_identity: int, min_distance: int, augment: bool, debug: bool = False):
+        self.num_identity, self.min_distance = num_identity, min_distance
+        self.augment, self.debug = augment, debug
+
+    def random_map(self, element: Dict[str, Any], rng: np.random.Generator) -> Dict[str, np.ndarray]:
+        ex, t = element["example"], element["frame"]
+        n = int(ex["num_frames"])
+        ids = identity_frames(rng, n, t, self.num_identity, self.min_distance)
+        target = _decode(ex["frames"][t])
+        identity = np.concatenate([_decode(ex["frames"][j]) for j in ids], axis=-1)
+        if self.augment:
+            target, identity = augment_pair(rng, target, identity)
+        out = {"mfcc": np.asarray(ex["mfcc"][t], np.float32)[..., None], "identity": identity, "target": target}
+        if self.debug:
+            out.update(record=np.int64(element["record"]), target_frame=np.int64(t), identity_frames=ids)
+            if "gt_mouth_open" in ex:
+                out["gt_mouth_open"] = np.float32(ex["gt_mouth_open"][t])
+        return out
+
+
+def augment_pair(rng: np.random.Generator, target: np.ndarray, identity: np.ndarray):
+    """One random brightness/contrast change and horizontal flip, the same for
+    target and identity frames (a mirror keeps the centred mouth in place)."""
+    contrast, brightness = rng.uniform(0.8, 1.2), rng.uniform(-20.0, 20.0)
+    flip = rng.random() < 0.5
+
+    def jitter(x):
+        y = np.clip((x.astype(np.float32) - 128.0) * contrast + 128.0 + brightness, 0, 255).astype(np.uint8)
+        return y[:, ::-1] if flip else y
+
+    return jitter(target), jitter(identity)
+
+
+# ---------------------------------------------------------------- the loaders
+
+class Loader:
+    """Iterator of batch dicts with JSON-serialisable `get_state`/`set_state`."""
+
+    def __init__(self, data_loader: grain.DataLoader, num_samples: int, batch_size: int):
+        self._data_loader = data_loader
+        self._iterator = iter(data_loader)
+        self.num_samples, self.batch_size = num_samples, batch_size
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> Dict[str, np.ndarray]:
+        return {k: np.asarray(v) for k, v in next(self._iterator).items()}  # plain views of grain's arrays
+
+    def close(self) -> None:
+        """Stops grain's worker processes (they also stop when the loader is freed)."""
+        self._iterator = None
+        self._data_loader = None
+
+    def get_state(self) -> Dict[str, Any]:
+        return json.loads(self._iterator.get_state().decode())
+
+    def set_state(self, state: Dict[str, Any]) -> None:
+        self._iterator.set_state(json.dumps(state).encode())
+
+
+def _samples(config, split: str) -> TrackSamples:
+    builder = ensure_dataset(config)
+    num_frames = split_tracks(builder, split)
+    source = TrackSamples(os.fspath(builder.data_dir), builder.info.full_name, split,
+                          int(config.data.frame_stride), int(config.data.min_identity_distance), num_frames)
+    if len(source) == 0:
+        raise DataError(f"{builder.info.full_name} {split}: no sample has an identity frame "
+                        f"{config.data.min_identity_distance} frames away (tracks too short)")
+    return source
+
+
+def _per_process_batch(config, process_count: int) -> int:
+    batch, rem = divmod(int(config.train.batch_size), process_count)
+    if rem or batch == 0:
+        raise DataError(f"train.batch_size={config.train.batch_size} does not split evenly over {process_count} processes")
+    return batch
+
+
+def _data_loader(config, source, *, batch: int, seed: int, augment: bool, workers: int,
+                 process_index: int, process_count: int, debug: bool) -> grain.DataLoader:
+    shard = grain.ShardOptions(shard_index=process_index, shard_count=process_count, drop_remainder=True)
+    sampler = grain.IndexSampler(num_records=len(source), shard_options=shard, shuffle=True,
+                                 num_epochs=None, seed=seed)
+    ops = [MakeSample(int(config.model.num_identity_images), int(config.data.min_identity_distance),
+                      augment, debug),
+           grain.Batch(batch_size=batch, drop_remainder=True)]
+    return grain.DataLoader(data_source=source, sampler=sampler, operations=ops, worker_count=workers,
+                            shard_options=shard, read_options=grain.ReadOptions(num_threads=4, prefetch_buffer_size=64))
+
+
+def create_train_loader(config, *, process_index: int = 0, process_count: int = 1, debug: bool = False) -> Loader:
+    """Endless, shuffled, sharded training batches (see the module docstring)."""
+    source = _samples(config, "train")
+    batch = _per_process_batch(config, process_count)
+    dl = _data_loader(config, source, batch=batch, seed=int(config.data.shuffle_seed),
+                      augment=bool(config.data.augment), workers=int(config.data.num_workers),
+                      process_index=process_index, process_count=process_count, debug=debug)
+    return Loader(dl, len(source), batch)
+
+
+def create_eval_batches(config, *, num_batches: int, process_index: int = 0, process_count: int = 1,
+                        debug: bool = False) -> List[Dict[str, np.ndarray]]:
+    """`num_batches` validation batches, the same on every call (fixed order,
+    identity frames and no augmentation); cycles if the split is smaller."""
+    source = _samples(config, "validation")
+    batch = _per_process_batch(config, process_count)
+    dl = _data_loader(config, source, batch=batch, seed=0, augment=False, workers=0,
+                      process_index=process_index, process_count=process_count, debug=debug)
+    it = iter(dl)
+    return [next(it) for _ in range(num_batches)]

@@ -1,0 +1,189 @@
+"""The grain input pipeline on synthetic_talking_faces/tiny (built once per
+session with the real registration): shapes, sampling rules, alignment of
+target frame, MFCC window and ground truth, determinism, resume, sharding."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+pytest.importorskip("grain")
+
+import tfds_builders  # noqa: E402
+from configs import tiny  # noqa: E402
+from s2v_jax import audio, input_pipeline  # noqa: E402
+from s2v_jax.errors import DataError  # noqa: E402
+from tfds_builders import common  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> str:
+    """synthetic_talking_faces/tiny in the session's temp dir (shared with the builder tests)."""
+    path = str(tmp_path_factory.getbasetemp() / "synthetic_tiny")
+    tfds_builders.build("synthetic_talking_faces/tiny", path)
+    return path
+
+
+def make_config(data_dir, **data):
+    config = tiny.get_config()
+    config.data.dataset = "synthetic_talking_faces/tiny"
+    config.data.data_dir = data_dir
+    config.data.min_identity_distance = 10  # tiny clips are 1.6-2.4 s
+    config.train.batch_size = 8
+    for k, v in data.items():
+        section, field = k.split("__")
+        config[section][field] = v
+    return config
+
+
+def take(loader, n):
+    return [next(loader) for _ in range(n)]
+
+
+def assert_same(batches_a, batches_b):
+    assert len(batches_a) == len(batches_b)
+    for a, b in zip(batches_a, batches_b):
+        assert a.keys() == b.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_sample_index_every_stride_frame_with_a_distant_identity():
+    records, frames = input_pipeline.sample_index([12, 40, 3], stride=5, min_distance=10)
+    # 12 frames: 0, 5, 10 (5 has no frame >= 10 away: 5-10 < 0 and 5+10 > 11).
+    assert list(zip(records, frames)) == [(0, 0), (0, 10)] + [(1, t) for t in range(0, 40, 5)]
+
+
+@pytest.mark.parametrize("num_identity", [1, 5])
+def test_batch_shapes_dtypes_and_identity_distance(data_dir, num_identity):
+    config = make_config(data_dir, model__num_identity_images=num_identity, data__augment=False)
+    loader = input_pipeline.create_train_loader(config, debug=True)
+    source = input_pipeline.ensure_dataset(config).as_data_source("train")
+    for batch in take(loader, 3):
+        assert batch["mfcc"].shape == (8, 12, 35, 1) and batch["mfcc"].dtype == np.float32
+        assert batch["identity"].shape == (8, 112, 112, 3 * num_identity) and batch["identity"].dtype == np.uint8
+        assert batch["target"].shape == (8, 112, 112, 3) and batch["target"].dtype == np.uint8
+        t, ids = batch["target_frame"], batch["identity_frames"]
+        assert t.min() % 5 == 0 and np.all(t % 5 == 0)  # every frame_stride-th frame
+        assert np.all(np.abs(ids - t[:, None]) >= 10)  # never near the target
+        for i in range(2):  # pixels are those of the named frames of the record
+            ex = source[int(batch["record"][i])]
+            np.testing.assert_array_equal(batch["target"][i], common.decode_frame(ex["frames"][t[i]]))
+            np.testing.assert_array_equal(batch["identity"][i, ..., :3], common.decode_frame(ex["frames"][ids[i, 0]]))
+            np.testing.assert_array_equal(batch["mfcc"][i, ..., 0], ex["mfcc"][t[i]])
+    loader.close()
+
+
+def test_target_window_and_ground_truth_are_aligned(data_dir):
+    """The ground-truth mouth opening of the target is that of its video frame,
+    and its MFCC window matches the clean synthetic audio at lag 0, not +-1..3."""
+    config = make_config(data_dir)
+    batch = next(input_pipeline.create_train_loader(config, debug=True))
+    builder = input_pipeline.ensure_dataset(config)
+    source = builder.as_data_source("train")
+    corpus = pathlib.Path(data_dir) / "downloads" / "synthetic" / "tiny-seed0"
+    for i in range(8):
+        ex = source[int(batch["record"][i])]
+        frame = int(ex["start_frame"]) + int(batch["target_frame"][i])
+        gt = np.load(corpus / ex["source"].decode().replace(".mp4", ".npz"))
+        assert batch["gt_mouth_open"][i] == gt["mouth_open"][frame]
+        clean = audio.mfcc_windows(audio.compute_mfcc(gt["audio"].astype(np.float32) / 32768.0), len(gt["mouth_open"]))
+        lags = [lag for lag in range(-3, 4) if 0 <= frame + lag < len(clean)]
+        dist = [np.abs(clean[frame + lag] - batch["mfcc"][i, ..., 0]).mean() for lag in lags]
+        assert lags[int(np.argmin(dist))] == 0
+
+
+def test_same_seed_same_batches_other_seed_other_batches(data_dir):
+    config = make_config(data_dir)
+    a = take(input_pipeline.create_train_loader(config, debug=True), 3)
+    assert_same(a, take(input_pipeline.create_train_loader(config, debug=True), 3))
+    config.data.shuffle_seed = 1
+    c = take(input_pipeline.create_train_loader(config, debug=True), 3)
+    assert not all(np.array_equal(x["record"], y["record"]) and np.array_equal(x["target_frame"], y["target_frame"])
+                   for x, y in zip(a, c))
+
+
+def test_resume_from_state_continues_exactly(data_dir):
+    config = make_config(data_dir)
+    loader = input_pipeline.create_train_loader(config, debug=True)
+    take(loader, 2)
+    state = json.loads(json.dumps(loader.get_state()))  # survives a JSON round trip
+    expected = take(loader, 3)
+    resumed = input_pipeline.create_train_loader(config, debug=True)
+    resumed.set_state(state)
+    assert_same(expected, take(resumed, 3))
+
+
+def test_worker_processes_are_deterministic_and_resume(data_dir):
+    """With workers each one batches its own share of the order, so the stream
+    depends on num_workers, but is the same on every run and resumes exactly."""
+    config = make_config(data_dir, data__num_workers=2)
+    loader = input_pipeline.create_train_loader(config, debug=True)
+    got = take(loader, 2)
+    state = loader.get_state()
+    more = take(loader, 2)
+    loader.close()
+    again = input_pipeline.create_train_loader(config, debug=True)
+    assert_same(got + more, take(again, 4))
+    again.close()
+    resumed = input_pipeline.create_train_loader(config, debug=True)
+    resumed.set_state(state)
+    assert_same(more, take(resumed, 2))
+    resumed.close()
+    assert all(type(v) is np.ndarray for v in more[0].values())  # plain arrays, not shared-memory ones
+
+
+def test_processes_get_disjoint_shards(data_dir):
+    config = make_config(data_dir)
+    seen = []
+    for p in range(2):
+        batches = take(input_pipeline.create_train_loader(config, process_index=p, process_count=2, debug=True), 2)
+        assert batches[0]["target"].shape[0] == 4  # batch_size // process_count
+        seen.append({(int(r), int(t)) for b in batches for r, t in zip(b["record"], b["target_frame"])})
+    assert not seen[0] & seen[1]
+    with pytest.raises(DataError, match="split evenly"):
+        input_pipeline.create_train_loader(config, process_count=3)
+
+
+def test_eval_batches_are_deterministic_validation_samples(data_dir):
+    config = make_config(data_dir)
+    a = input_pipeline.create_eval_batches(config, num_batches=2, debug=True)
+    assert_same(a, input_pipeline.create_eval_batches(config, num_batches=2, debug=True))
+    source = input_pipeline.ensure_dataset(config).as_data_source("validation")
+    ex = source[int(a[0]["record"][0])]
+    assert ex["group_id"].decode() == "spk002"  # the validation speaker
+    np.testing.assert_array_equal(a[0]["target"][0], common.decode_frame(ex["frames"][a[0]["target_frame"][0]]))
+
+
+def test_augmentation_is_shared_by_identity_and_target():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (112, 112, 3), dtype=np.uint8)
+    for seed in range(6):
+        target, identity = input_pipeline.augment_pair(np.random.default_rng(seed), frame, np.concatenate([frame] * 5, -1))
+        for k in range(5):
+            np.testing.assert_array_equal(identity[..., 3 * k:3 * k + 3], target)
+    flipped = []
+    for seed in range(10):  # brightness/contrast are one monotonic map, so a flip shows in the correlation
+        out = input_pipeline.augment_pair(np.random.default_rng(seed), frame, frame)[0].astype(float).ravel()
+        straight = np.corrcoef(out, frame.astype(float).ravel())[0, 1]
+        mirror = np.corrcoef(out, frame[:, ::-1].astype(float).ravel())[0, 1]
+        assert max(straight, mirror) > 0.95
+        flipped.append(mirror > straight)
+    assert 0 < sum(flipped) < 10
+
+
+def test_frame_counts_come_from_metadata(data_dir):
+    builder = input_pipeline.ensure_dataset(make_config(data_dir))
+    source = builder.as_data_source("train")
+    counts = input_pipeline.split_tracks(builder, "train")
+    assert list(counts) == [int(source[i]["num_frames"]) for i in range(len(source))]
+    with pytest.raises(DataError, match="no 'test' split"):
+        input_pipeline.split_tracks(builder, "test")
+
+
+def test_registered_faces_without_manual_dir_is_an_error(tmp_path):
+    config = make_config(str(tmp_path))
+    config.data.dataset = "registered_faces/lrs2"
+    with pytest.raises(DataError, match="manual-dir"):
+        input_pipeline.ensure_dataset(config)
