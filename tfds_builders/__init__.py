@@ -41,6 +41,8 @@ def get_builder(name: str, data_dir: str, *, use_beam: bool = False):
     if use_beam and base != "registered_faces":
         raise DataError(f"Beam builds are for registered_faces only, not {base!r}")
     known = [c.name for c in tfds.builder_cls(base).BUILDER_CONFIGS]
+    if not config:
+        raise DataError(f"{base} needs a config: give {base}/CONFIG ({', '.join(known)})")
     if config not in known:
         raise DataError(f"{base} has no config {config!r}; configs: {', '.join(known)}")
     kwargs = {"use_beam": True} if use_beam else {}
