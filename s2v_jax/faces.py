@@ -132,15 +132,13 @@ def _run_detector(rgb: np.ndarray, model_selection: int, min_score: float,
 def _nms(dets: List[FaceDetection], threshold: float = 0.3) -> List[FaceDetection]:
     """Best-first suppression of overlapping boxes. Overlap is intersection over
     the smaller box, so a loose box around a face and its tight box count as one."""
+    def overlap(a: FaceDetection, b: FaceDetection) -> float:
+        inter = box_area(np.r_[np.maximum(a.box[:2], b.box[:2]), np.minimum(a.box[2:], b.box[2:])])
+        return inter / max(min(a.area, b.area), 1e-9)
+
     keep: List[FaceDetection] = []
     for d in sorted(dets, key=lambda d: -d.score):
-        ok = True
-        for k in keep:
-            inter = box_area(np.r_[np.maximum(d.box[:2], k.box[:2]), np.minimum(d.box[2:], k.box[2:])])
-            if inter > threshold * min(d.area, k.area):
-                ok = False
-                break
-        if ok:
+        if all(overlap(d, k) <= threshold for k in keep):
             keep.append(d)
     return keep
 
@@ -173,32 +171,6 @@ def detect_faces(image: np.ndarray, min_score: float = 0.5, max_side: int = 1280
                 tile = np.ascontiguousarray(rgb[y0:y0 + th, x0:x0 + tw])
                 dets += _run_detector(tile, 1, min_score, offset=(x0 * scale, y0 * scale), scale=scale)
     return sorted(_nms(dets), key=lambda d: -d.area)
-
-
-def warp_image(image: np.ndarray, m: np.ndarray, dsize, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
-    """cv2.warpAffine with anti-aliasing: [H, W, C] -> [dsize[1], dsize[0], C].
-
-    A plain bilinear warp that shrinks more than ~1.5x aliases (a 4000 px
-    photo's face squeezed to 112 px); there the source region that feeds the
-    output is blurred first, at a cost only for such shrinking warps.
-    """
-    m = np.asarray(m, np.float64)
-    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
-    if scale >= 0.66:
-        return cv2.warpAffine(image, m, tuple(dsize), flags=cv2.INTER_LINEAR, borderMode=border)
-    sigma = 0.5 / scale
-    pad = int(np.ceil(3 * sigma)) + 2
-    inv = cv2.invertAffineTransform(m)
-    w, h = dsize
-    corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64) @ inv[:, :2].T + inv[:, 2]
-    h_img, w_img = image.shape[:2]
-    x0, y0 = np.clip(np.floor(corners.min(0)).astype(int) - pad, 0, [w_img - 1, h_img - 1])
-    x1, y1 = np.clip(np.ceil(corners.max(0)).astype(int) + pad, 1, [w_img, h_img])
-    x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
-    sub = cv2.GaussianBlur(np.ascontiguousarray(image[y0:y1, x0:x1]), (0, 0), sigma)
-    shifted = m.copy()
-    shifted[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
-    return cv2.warpAffine(sub, shifted, tuple(dsize), flags=cv2.INTER_LINEAR, borderMode=border)
 
 
 def box_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
@@ -241,21 +213,33 @@ class LandmarkDetector:
 
     def __call__(self, image: np.ndarray, roi: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
         rgb = to_rgb(image)
-        if roi is None:
-            view, to_image = rgb, np.eye(3)
-        else:
-            s = self.roi_size / max(roi[2] - roi[0], 1e-6)
-            m = np.array([[s, 0.0, -roi[0] * s], [0.0, s, -roi[1] * s]])
-            view = warp_image(rgb, m, (self.roi_size, self.roi_size), border=cv2.BORDER_CONSTANT)
-            to_image = np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))
-        result = self._mesh.process(view)
+        origin, scale = np.zeros(2), 1.0
+        if roi is not None:
+            rgb, origin, scale = self._crop(rgb, roi)
+        result = self._mesh.process(rgb)
         if not result.multi_face_landmarks:
             return None
-        vh, vw = view.shape[:2]
-        pts = np.array([(p.x * vw, p.y * vh) for p in result.multi_face_landmarks[0].landmark],
-                       np.float64)
-        pts = pts @ to_image[:2, :2].T + to_image[:2, 2]
-        return pts.astype(np.float32)
+        h, w = rgb.shape[:2]
+        pts = np.array([(p.x * w, p.y * h) for p in result.multi_face_landmarks[0].landmark])
+        return (origin + pts * scale).astype(np.float32)
+
+    def _crop(self, rgb: np.ndarray, roi: np.ndarray):
+        """The square region (zero-padded past the image edges) at roi_size px, its
+        top-left corner and image px per region px. INTER_AREA when shrinking, so
+        a face in a 4000 px photo does not alias."""
+        x0, y0 = int(np.floor(roi[0])), int(np.floor(roi[1]))
+        side = max(2, int(np.ceil(roi[2] - roi[0])))
+        h, w = rgb.shape[:2]
+        sub = rgb[max(y0, 0):max(0, min(y0 + side, h)), max(x0, 0):max(0, min(x0 + side, w))]
+        if sub.size == 0:
+            sub = np.zeros((side, side, 3), np.uint8)
+        else:
+            top, left = max(0, -y0), max(0, -x0)
+            sub = cv2.copyMakeBorder(sub, top, side - top - sub.shape[0], left, side - left - sub.shape[1],
+                                     cv2.BORDER_CONSTANT, value=0)
+        interp = cv2.INTER_AREA if side > self.roi_size else cv2.INTER_LINEAR
+        view = cv2.resize(sub, (self.roi_size, self.roi_size), interpolation=interp)
+        return view, np.array([x0, y0], np.float64), side / self.roi_size
 
     def close(self) -> None:
         if self._mesh is not None:
@@ -449,9 +433,6 @@ class FaceTracker:
         for track in list(self.active):
             finished += self._end(track)
         return finished
-
-    def close(self) -> None:
-        self.finish()
 
 
 def track_faces(frames: Iterable[np.ndarray], **tracker_kwargs) -> List[Track]:

@@ -153,7 +153,7 @@ def test_warp_image_antialiases_strong_shrinks():
     stripes = np.zeros((800, 800, 3), np.uint8)
     stripes[:, ::2] = 255  # 1-px stripes alias badly when shrunk 8x without filtering
     m = np.array([[0.125, 0, 0], [0, 0.125, 0]])
-    out = faces.warp_image(stripes, m, (100, 100))
+    out = reg.warp_image(stripes, m, (100, 100))
     assert np.abs(out.astype(float) - 127.5).max() < 20
 
 
