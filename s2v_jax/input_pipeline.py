@@ -32,7 +32,7 @@ given value); a saved state resumes only with the same num_workers.
 import json
 import logging
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 import grain.python as grain
 import numpy as np

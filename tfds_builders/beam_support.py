@@ -61,3 +61,5 @@ def read_reports(report_dir: str, build_log: common.BuildLog) -> None:
             for line in f:
                 row: Dict[str, Any] = json.loads(line)
                 build_log.add(row["split"], common.ClipResult([], row["tracks"], row["skipped"]))
+    # Workers finish in any order: sort so that the report is the same on every run.
+    build_log.metadata["skipped"].sort(key=lambda r: (r.get("source", ""), r.get("track_index", -1)))
