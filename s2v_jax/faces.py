@@ -14,18 +14,18 @@ memory: `ShotDetector.update(frame)` flags cuts from HSV colour histograms
 follows every face from shot to shot (see `s2v_jax.preprocess`).
 """
 
+import contextlib
 import dataclasses
 import functools
 import os
+import sys
+import tempfile
 from typing import Iterable, List, Optional, Sequence
 
 import cv2
 import numpy as np
 
 from s2v_jax.errors import MediaError
-
-# MediaPipe's C++ side logs set-up chatter to stderr on first use; keep the CLI quiet.
-os.environ.setdefault("GLOG_minloglevel", "2")
 
 # Landmark index groups of the MediaPipe face mesh topology.
 RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
@@ -51,6 +51,22 @@ NUM_LANDMARKS = 478
 # that do not move with speech. Eyelids (blinks), irises (gaze) and the nose tip
 # (it swings sideways with head yaw) are left out; the mouth never takes part.
 REGISTRATION_POINTS = RIGHT_EYE_CORNERS + LEFT_EYE_CORNERS + NOSE_BRIDGE + NOSE_WINGS
+
+
+@contextlib.contextmanager
+def quiet_native_logs():
+    """Hide what MediaPipe's C++ side prints to stderr (TFLite and absl set-up
+    notices, which no environment variable turns off) for the commands' sake.
+    Python exceptions still propagate; the hidden text is dropped."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 @dataclasses.dataclass

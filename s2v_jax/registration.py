@@ -332,7 +332,8 @@ def align_image(image: Union[str, os.PathLike, np.ndarray], size: int = CROP_SIZ
         rgb = faces.to_rgb(image, name=name)
     dets = faces.detect_faces(rgb)
     if not dets:
-        raise NoFaceError(f"no face found in {name}; use a photo with a clearly visible frontal face")
+        raise NoFaceError(f"no face found in {name}; use a photo with a clearly visible frontal face "
+                          f"(at least ~40 px across)")
     warnings = []
     if face_index is None:
         face_index = 0

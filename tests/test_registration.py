@@ -216,13 +216,19 @@ def test_align_small_face_in_full_body_picture_is_found(real_data):
     assert _template_error(reg.transform_points(aligned.M, aligned.landmarks)) < 3.0
 
 
-def test_align_tiny_face_warns(real_data):
+def test_align_small_faces_warn_and_tiny_ones_are_a_clear_error(real_data):
     image = reg.load_image(real_data / "stills" / "portrait_c.png")
-    tiny = cv2.resize(image, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)  # ~45 px face
-    canvas = np.full((400, 400, 3), 128, np.uint8)
-    canvas[150:150 + tiny.shape[0], 150:150 + tiny.shape[1]] = tiny
-    aligned = reg.align_image(canvas)
-    assert any("px wide" in w for w in aligned.warnings)
+
+    def pasted(factor):
+        face = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+        canvas = np.full((900, 1200, 3), 128, np.uint8)
+        canvas[300:300 + face.shape[0], 500:500 + face.shape[1]] = face
+        return canvas
+
+    aligned = reg.align_image(pasted(0.2))  # face ~37 px across in a 1200x900 picture
+    assert any("px wide" in w and "blurry" in w for w in aligned.warnings)
+    with pytest.raises(NoFaceError, match="no face found in the image array.*at least ~40 px"):
+        reg.align_image(pasted(0.1))  # ~18 px: too small to find or to use
 
 
 def test_align_grey_rgba_16bit_and_huge_inputs(real_data, tmp_path):

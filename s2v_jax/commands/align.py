@@ -24,10 +24,11 @@ def run(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
-    from s2v_jax import registration
+    from s2v_jax import faces, registration
     from s2v_jax.errors import MediaError
 
-    aligned = registration.align_image(args.image, size=args.size, face_index=args.face_index)
+    with faces.quiet_native_logs():
+        aligned = registration.align_image(args.image, size=args.size, face_index=args.face_index)
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_dir):
         raise MediaError(f"cannot write {args.out}: folder {out_dir} does not exist; create it first")
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     params = registration.similarity_params(aligned.M, args.size)
     box = ", ".join(f"{v:.1f}" for v in aligned.box)
     print(f"face: box ({box}) px, {aligned.num_faces} face(s) in the image")
-    print(f"transform image -> crop: scale {np.exp(params[0]):.4f}, rotation "
+    print(f"transform image -> crop: scale {np.exp(-params[0]):.4f} crop px per image px, rotation "
           f"{np.degrees(params[1]):.2f} deg, face centre ({params[2]:.1f}, {params[3]:.1f}) px")
     print("M = " + np.array2string(aligned.M, precision=4, suppress_small=True).replace("\n", ""))
     print(f"wrote {args.out} ({args.size}x{args.size})")

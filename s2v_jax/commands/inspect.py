@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=None,
                         help="only the first N frames (25 fps); default: the whole video")
     parser.add_argument("--min-track-frames", type=int, default=None,
-                        help="drop face tracks shorter than this (default: preprocess's)")
+                        help="drop face tracks shorter than this (default: preprocess's 12, "
+                             "or --max-frames if fewer)")
 
 
 def _draw_frame(frame, t, tracks, lms, zoom, cut):
@@ -81,8 +82,11 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.isdir(out_dir):
         raise MediaError(f"cannot write {args.out}: folder {out_dir} does not exist; create it first")
     info = video.probe(args.video)
-    kwargs = {} if args.min_track_frames is None else {"min_track_frames": args.min_track_frames}
-    extractor = preprocess.TrackExtractor(args.video, max_frames=args.max_frames, progress=True, **kwargs)
+    min_frames = args.min_track_frames
+    if min_frames is None:  # preprocess's default, but a short --max-frames still shows its track
+        min_frames = min(preprocess.MIN_TRACK_FRAMES, args.max_frames or preprocess.MIN_TRACK_FRAMES)
+    extractor = preprocess.TrackExtractor(args.video, min_track_frames=max(1, min_frames),
+                                          max_frames=args.max_frames, progress=True)
     tracks = extractor.run()
     cuts = set(extractor.shot_boundaries)
     n = extractor.num_frames
