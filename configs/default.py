@@ -48,4 +48,5 @@ def get_config() -> ml_collections.ConfigDict:
     t.keep_checkpoints = 3          # periodic checkpoints kept (the best-on-validation one is kept too)
     t.eval_batches = 20             # validation batches per evaluation
     t.early_stopping_patience = 10  # evaluations without validation improvement before stopping (0 = never)
+    t.progress_bar = True           # tqdm progress bar on process 0 (False for logs only)
     return config

@@ -1,0 +1,178 @@
+"""Orbax checkpoints of a training run: periodic, best-on-validation, resume, inference.
+
+Layout of a work directory:
+
+    workdir/config.json          the run's config (for people and tools)
+    workdir/checkpoints/<step>/  periodic checkpoints (the last train.keep_checkpoints kept)
+    workdir/best/<step>/         the checkpoint of lowest validation L1 (one kept)
+
+Each step directory is an Orbax composite of four items:
+`state` (TrainState: step, params, opt_state, batch_stats; StandardSave),
+`data` (the train loader's state, JSON, so the data order resumes exactly),
+`meta` (early-stopping bookkeeping and the latest validation metrics, JSON) and
+`config` (JSON), so a single step directory is enough to rebuild the model.
+"""
+
+import json
+import os
+from typing import Any, Dict, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from s2v_jax.errors import TrainingError
+
+STATE, DATA, META, CONFIG = "state", "data", "meta", "config"
+CONFIG_FILE = "config.json"
+
+
+def config_to_json_dict(config: ml_collections.ConfigDict) -> Dict[str, Any]:
+    """The config as plain JSON types (tuples become lists)."""
+    return json.loads(config.to_json_best_effort())
+
+
+def config_from_json_dict(d: Dict[str, Any]) -> ml_collections.ConfigDict:
+    """Inverse of `config_to_json_dict`; lists become tuples, as the configs write sequences."""
+    def fix(v):
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return tuple(fix(x) for x in v)
+        return v
+    return ml_collections.ConfigDict(fix(d))
+
+
+def write_config_json(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """Writes workdir/config.json (process 0 only)."""
+    if jax.process_index() != 0:
+        return
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, CONFIG_FILE), "w", encoding="utf-8") as f:
+        json.dump(config_to_json_dict(config), f, indent=2, sort_keys=True)
+
+
+def abstract_like(tree, sharding=None):
+    """ShapeDtypeStructs of a pytree (the restore target), placed with `sharding`
+    (default: the first local device)."""
+    sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x), sharding=sharding), tree)
+
+
+def _manager(directory: str, max_to_keep: Optional[int], read_only: bool = False) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only, read_only=read_only)
+    return ocp.CheckpointManager(os.path.abspath(directory), options=options)
+
+
+class Checkpointer:
+    """Periodic + best-on-validation checkpoints of one work directory.
+
+    All processes must call `save`/`restore` (Orbax coordinates them); JSON
+    items are written by the primary process. With several processes, the
+    data state saved is process 0's loader state.
+    """
+
+    def __init__(self, workdir: str, *, keep: int = 3):
+        self.workdir = workdir
+        self.periodic = _manager(os.path.join(workdir, "checkpoints"), max(1, int(keep)))
+        self.best = _manager(os.path.join(workdir, "best"), 1)
+
+    def latest_step(self) -> Optional[int]:
+        return self.periodic.latest_step()
+
+    def best_step(self) -> Optional[int]:
+        return self.best.latest_step()
+
+    def save(self, step: int, state, *, data_state: Dict[str, Any], meta: Dict[str, Any],
+             config: ml_collections.ConfigDict, best: bool = False) -> None:
+        """Saves a periodic checkpoint (or, with `best=True`, replaces the best one)."""
+        manager = self.best if best else self.periodic
+        if manager.latest_step() == step:
+            return  # already saved at this step (e.g. a periodic step that is also the last)
+        args = ocp.args.Composite(**{
+            STATE: ocp.args.StandardSave(state),
+            DATA: ocp.args.JsonSave(data_state),
+            META: ocp.args.JsonSave(meta),
+            CONFIG: ocp.args.JsonSave(config_to_json_dict(config)),
+        })
+        manager.save(int(step), args=args, force=True)
+
+    def restore(self, abstract_state, step: Optional[int] = None) -> Tuple[Any, Dict[str, Any], Dict[str, Any]]:
+        """(state, data_state, meta) of a periodic checkpoint (default: the latest)."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise TrainingError(f"no checkpoint to restore in {self.workdir}/checkpoints")
+        try:
+            out = self.periodic.restore(step, args=ocp.args.Composite(**{
+                STATE: ocp.args.StandardRestore(abstract_state),
+                DATA: ocp.args.JsonRestore(),
+                META: ocp.args.JsonRestore(),
+            }))
+        except (ValueError, KeyError, TypeError, FileNotFoundError) as e:
+            raise TrainingError(f"checkpoint {self.workdir}/checkpoints/{step} does not match this config's "
+                                f"model and optimizer ({type(e).__name__}: {e}); use a fresh --workdir") from e
+        return out[STATE], dict(out[DATA] or {}), dict(out[META] or {})
+
+    def wait(self) -> None:
+        """Blocks until background (async) saves are written."""
+        self.periodic.wait_until_finished()
+        self.best.wait_until_finished()
+
+    def close(self) -> None:
+        self.periodic.close()
+        self.best.close()
+
+
+# ---------------------------------------------------------------- inference
+
+def _is_step_dir(path: str) -> bool:
+    return os.path.isdir(os.path.join(path, STATE)) and os.path.isdir(os.path.join(path, CONFIG))
+
+
+def resolve_checkpoint_dir(path: str) -> str:
+    """A step directory from a work directory (best, else latest), a manager directory or a step directory."""
+    path = os.path.abspath(path)
+    if _is_step_dir(path):
+        return path
+    candidates = [os.path.join(path, "best"), os.path.join(path, "checkpoints"), path]
+    for directory in candidates:
+        if not os.path.isdir(directory):
+            continue
+        manager = _manager(directory, None, read_only=True)
+        step = manager.latest_step()
+        manager.close()
+        if step is not None:
+            step_dir = os.path.join(directory, str(step))
+            if _is_step_dir(step_dir):
+                return step_dir
+    raise TrainingError(f"no checkpoint found at {path!r}: give a training work directory, its "
+                        "checkpoints/ or best/ folder, or one step directory")
+
+
+def load_checkpoint_for_inference(path: str) -> Tuple[ml_collections.ConfigDict, Dict[str, Any]]:
+    """(config, variables) from a checkpoint alone; variables = {'params'[, 'batch_stats']}.
+
+    `path`: a work directory (its best checkpoint, else its latest), a
+    `checkpoints/` or `best/` folder (latest step) or one step directory. The
+    model is rebuilt from the config stored in the checkpoint.
+    """
+    from s2v_jax.models import build_model  # here: keeps this module light for the CLI
+    from s2v_jax.train_step import abstract_train_state
+
+    step_dir = resolve_checkpoint_dir(path)
+    checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+    config_dict = checkpointer.restore(step_dir, args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))[CONFIG]
+    config = config_from_json_dict(config_dict)
+    model = build_model(config)
+    abstract = abstract_train_state(config, model)
+    try:
+        restored = checkpointer.restore(step_dir, args=ocp.args.Composite(**{
+            STATE: ocp.args.StandardRestore(abstract_like(abstract))}))[STATE]
+    except (ValueError, KeyError, TypeError) as e:
+        raise TrainingError(f"checkpoint {step_dir} does not match the config stored with it: {e}") from e
+    variables = {"params": restored.params}
+    if restored.batch_stats:
+        variables["batch_stats"] = restored.batch_stats
+    return config, variables

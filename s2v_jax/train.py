@@ -1,0 +1,215 @@
+"""`train_and_evaluate`: the training loop of the generator (or the deblurring net).
+
+Resumes from the work directory's latest checkpoint (state and data order),
+syncs with the host only at log/eval/checkpoint steps, validates every
+`train.eval_every` steps (model and baseline L1/PSNR/SSIM), keeps the best
+checkpoint, stops early after `train.early_stopping_patience` evaluations
+without improvement, and writes metrics (process 0) to TensorBoard and
+`workdir/metrics.jsonl`.
+"""
+
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+
+from s2v_jax import checkpointing, parallel
+from s2v_jax.errors import DataError, TrainingError
+from s2v_jax.metrics import MetricWriter
+from s2v_jax.models import build_model
+from s2v_jax.train_step import (abstract_train_state, baseline_name, create_train_state, make_eval_step,
+                                make_train_step, task_of)
+
+LoaderFn = Callable[..., Any]
+EvalBatchesFn = Callable[..., List[Dict[str, np.ndarray]]]
+
+
+def data_functions(config: ml_collections.ConfigDict, train_loader_fn: Optional[LoaderFn] = None,
+                   eval_batches_fn: Optional[EvalBatchesFn] = None):
+    """The loader factories: the injected ones, else `s2v_jax.input_pipeline`'s
+    (building the dataset on first use with `ensure_dataset`)."""
+    if train_loader_fn is not None and eval_batches_fn is not None:
+        return train_loader_fn, eval_batches_fn
+    try:
+        from s2v_jax import input_pipeline
+    except ModuleNotFoundError as e:
+        if e.name != "s2v_jax.input_pipeline":
+            raise DataError(f"the input pipeline needs a package that is not installed: {e}") from e
+        raise DataError("no input pipeline: s2v_jax/input_pipeline.py is not there yet, so there is no "
+                        "data to train on (tests inject their own loader)") from e
+    missing = [n for n in ("ensure_dataset", "create_train_loader", "create_eval_batches")
+               if not hasattr(input_pipeline, n)]
+    if missing:
+        raise DataError(f"s2v_jax.input_pipeline lacks {', '.join(missing)}; cannot load training data")
+    input_pipeline.ensure_dataset(config)
+    return (train_loader_fn or input_pipeline.create_train_loader,
+            eval_batches_fn or input_pipeline.create_eval_batches)
+
+
+def _initial_meta() -> Dict[str, Any]:
+    return {"best_l1": None, "best_step": None, "best_eval": None, "last_eval": None,
+            "evals_without_improvement": 0, "stopped_early": False}
+
+
+def _check_finite(rows: List[Dict[str, np.ndarray]], first_step: int) -> None:
+    """Raises TrainingError naming the first step whose loss is NaN or infinite."""
+    for i, row in enumerate(rows):
+        loss = float(row["loss"])
+        if not np.isfinite(loss):
+            raise TrainingError(f"non-finite loss ({loss}) at step {first_step + i}: training stopped; lower "
+                                "train.learning_rate (or add warm-up) or check the data, then resume from "
+                                "the last checkpoint")
+
+
+def evaluate(p_eval: Callable, state, batches, dp: parallel.DataParallel) -> Dict[str, float]:
+    """Mean validation metrics over `batches` (model and baseline L1, PSNR, SSIM)."""
+    sums = None
+    for batch in batches:
+        out = p_eval(state, dp.shard_batch(batch))
+        sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
+    if sums is None:
+        raise DataError("the validation split gave no batches")
+    host = dp.fetch(sums)
+    count = float(host.pop("count"))
+    return {k: float(v) / count for k, v in sorted(host.items())}
+
+
+def _progress_bar(config, start: int, total: int):
+    enabled = jax.process_index() == 0 and bool(config.train.get("progress_bar", True))
+    if not enabled:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       train_loader_fn: Optional[LoaderFn] = None,
+                       eval_batches_fn: Optional[EvalBatchesFn] = None) -> Dict[str, Any]:
+    """Trains `config`'s model in `workdir` (resuming there) and returns a summary dict:
+    {'step', 'stopped_early', 'train_loss', 'last_eval', 'best_eval', 'best_step', 'steps_per_sec'}.
+
+    `train_loader_fn(config, *, process_index, process_count)` -> loader (iterator of
+    numpy batch dicts with get_state/set_state) and
+    `eval_batches_fn(config, *, num_batches, process_index, process_count)` -> list of
+    batches default to `s2v_jax.input_pipeline`'s.
+    """
+    t = config.train
+    dp = parallel.DataParallel(t.parallel)
+    dp.check_batch_size(int(t.batch_size))
+    process_index, process_count = jax.process_index(), jax.process_count()
+    train_loader_fn, eval_batches_fn = data_functions(config, train_loader_fn, eval_batches_fn)
+    num_steps, global_batch = int(t.num_steps), int(t.batch_size)
+    log_every, eval_every, ckpt_every = (max(1, int(t.log_every)), int(t.eval_every), int(t.checkpoint_every))
+
+    model = build_model(config, axis_name=dp.axis_name)
+    ckpt = checkpointing.Checkpointer(workdir, keep=int(t.keep_checkpoints))
+    checkpointing.write_config_json(config, workdir)
+    loader = train_loader_fn(config, process_index=process_index, process_count=process_count)
+    meta = _initial_meta()
+    step = 0
+    latest = ckpt.latest_step()
+    if latest is None:
+        host_state = create_train_state(config, model, jax.random.PRNGKey(int(t.seed)))
+    else:
+        target = checkpointing.abstract_like(abstract_train_state(config, model))
+        host_state, data_state, saved_meta = ckpt.restore(target, latest)
+        meta.update(saved_meta)
+        loader.set_state(data_state)
+        step = int(jax.device_get(host_state.step))
+        logging.info("resumed from %s/checkpoints/%d (step %d)", workdir, latest, step)
+    start_step = step
+    state = dp.put_state(host_state)
+    del host_state
+    batches = loader if hasattr(loader, "__next__") else iter(loader)
+
+    p_train = dp.compile_train_step(make_train_step(config, axis_name=dp.axis_name))
+    p_eval = dp.compile_eval_step(make_eval_step(config, axis_name=dp.axis_name))
+    eval_batches = None
+    writer = MetricWriter(workdir)
+    bar = _progress_bar(config, step, num_steps)
+    prefix = baseline_name(task_of(config))
+    patience = int(t.early_stopping_patience)
+    summary = {"train_loss": None, "steps_per_sec": None}
+    pending: List[Any] = []  # device metrics of the steps since the last sync
+    first_pending = step + 1
+    timer, timer_step = time.time(), step
+    stop = bool(meta["stopped_early"]) or (patience > 0 and meta["evals_without_improvement"] >= patience)
+    if stop:
+        logging.info("this run stopped early before (%d evaluations without improvement); not training",
+                     meta["evals_without_improvement"])
+    try:
+        while step < num_steps and not stop:
+            try:
+                batch = next(batches)
+            except StopIteration as e:
+                raise DataError(f"the train loader ran out of batches at step {step + 1}") from e
+            state, step_metrics = p_train(state, dp.shard_batch(batch))
+            step += 1
+            pending.append(step_metrics)
+            if bar is not None:
+                bar.update(1)
+            if step == start_step + 1:
+                jax.block_until_ready(step_metrics)  # once: report compile time apart from throughput
+                logging.info("first step (with compilation) took %.1f s", time.time() - timer)
+                timer, timer_step = time.time(), step
+            is_eval = eval_every > 0 and (step % eval_every == 0 or step == num_steps)
+            is_ckpt = (ckpt_every > 0 and step % ckpt_every == 0) or step == num_steps
+            if not (step % log_every == 0 or is_eval or is_ckpt):
+                continue
+
+            # Host sync: fetch the pending metrics, stop on a non-finite loss, log.
+            rows = dp.fetch(pending)
+            _check_finite(rows, first_pending)
+            elapsed = time.time() - timer
+            scalars = {f"train/{k}": float(np.mean([r[k] for r in rows])) for k in rows[-1]}
+            if step > timer_step and elapsed > 0:
+                scalars["train/steps_per_sec"] = (step - timer_step) / elapsed
+                scalars["train/samples_per_sec"] = scalars["train/steps_per_sec"] * global_batch
+                summary["steps_per_sec"] = scalars["train/steps_per_sec"]
+            summary["train_loss"] = scalars["train/loss"]
+            writer.write_scalars(step, scalars)
+            if bar is not None:
+                bar.set_postfix(loss=f"{scalars['train/loss']:.4f}")
+            pending, first_pending = [], step + 1
+
+            if is_eval:
+                if eval_batches is None:
+                    eval_batches = eval_batches_fn(config, num_batches=int(t.eval_batches),
+                                                   process_index=process_index, process_count=process_count)
+                val = evaluate(p_eval, state, eval_batches, dp)
+                writer.write_scalars(step, {f"val/{k}": v for k, v in val.items()})
+                logging.info("step %d: val L1 %.4f PSNR %.2f SSIM %.3f (%s baseline: L1 %.4f PSNR %.2f SSIM %.3f)",
+                             step, val["l1"], val["psnr"], val["ssim"], prefix, val[f"{prefix}_l1"],
+                             val[f"{prefix}_psnr"], val[f"{prefix}_ssim"])
+                meta["last_eval"] = val
+                if meta["best_l1"] is None or val["l1"] < meta["best_l1"]:
+                    meta.update(best_l1=val["l1"], best_step=step, best_eval=val, evals_without_improvement=0)
+                    ckpt.save(step, dp.state_for_checkpoint(state), data_state=loader.get_state(), meta=meta,
+                              config=config, best=True)
+                else:
+                    meta["evals_without_improvement"] += 1
+                    if patience > 0 and meta["evals_without_improvement"] >= patience:
+                        meta["stopped_early"] = stop = True
+                        logging.info("early stopping at step %d: %d evaluations without improvement "
+                                     "(best val L1 %.4f at step %d)", step, patience, meta["best_l1"],
+                                     meta["best_step"])
+            if is_ckpt or stop:
+                ckpt.save(step, dp.state_for_checkpoint(state), data_state=loader.get_state(), meta=meta,
+                          config=config)
+            timer, timer_step = time.time(), step
+    finally:
+        if bar is not None:
+            bar.close()
+        writer.close()
+        ckpt.wait()
+        ckpt.close()
+        if hasattr(loader, "close"):
+            loader.close()
+
+    summary.update(step=step, stopped_early=bool(meta["stopped_early"]), last_eval=meta["last_eval"],
+                   best_eval=meta["best_eval"], best_step=meta["best_step"])
+    return summary
