@@ -1,0 +1,221 @@
+"""train_and_evaluate on a fake loader: loss falls, checkpoints and metrics appear,
+resume continues params and data order exactly, a NaN loss stops the run.
+
+The runs happen once, in a subprocess (this file run as a script), so the XLA
+flags that make CPU compilation fast here (optimisation level 0) do not leak
+into other tests; the tests below check its JSON report.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+TINY_OVERRIDES = ["model.width=0.0625", "train.batch_size=4", "train.learning_rate=0.1",
+                  "train.log_every=1", "train.eval_every=4", "train.checkpoint_every=4",
+                  "train.keep_checkpoints=2", "train.eval_batches=2", "train.progress_bar=False"]
+
+
+# ---------------------------------------------------------------- the fake data
+
+def fake_batch(config, index: int, batch_size: int, nan: bool = False):
+    """Batch `index`: smooth random stills; the target is the still, brightened by the MFCC mean.
+
+    A function of (index) only, so any process or resumed run sees the same data.
+    """
+    rng = np.random.default_rng(1000 + index)
+    k = config.model.get("num_identity_images", 1)
+    # Darker than mid-grey, so even the output bias has something to learn in a few steps.
+    coarse = rng.integers(0, 160, (batch_size, 14, 14, 3 * k)).astype(np.float32)
+    identity = np.repeat(np.repeat(coarse, 8, axis=1), 8, axis=2)
+    mfcc = rng.normal(size=(batch_size, 12, 35, 1)).astype(np.float32)
+    gain = 0.8 + 0.4 / (1 + np.exp(-4 * mfcc.mean(axis=(1, 2, 3))))
+    target = np.clip(identity[..., :3] * gain[:, None, None, None], 0, 255)
+    if nan:
+        mfcc[:] = np.nan
+    return {"mfcc": mfcc, "identity": identity.astype(np.uint8), "target": target.astype(np.uint8)}
+
+
+class FakeLoader:
+    """Iterator of fake batches with get_state/set_state, as input_pipeline's loader.
+
+    `served` records the batch indices handed out (the data order a test checks).
+    """
+
+    def __init__(self, config, *, process_index=0, process_count=1, nan_at=None):
+        self.config = config
+        self.batch_size = config.train.batch_size // process_count
+        self.index = 0
+        self.nan_at = nan_at
+        self.served = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        i = self.index
+        self.index += 1
+        self.served.append(i)
+        return fake_batch(self.config, i, self.batch_size, nan=(i == self.nan_at))
+
+    def get_state(self):
+        return {"next_index": self.index}
+
+    def set_state(self, state):
+        self.index = int(state["next_index"])
+
+
+def fake_eval_batches(config, *, num_batches, process_index=0, process_count=1):
+    b = config.train.batch_size // process_count
+    return [fake_batch(config, 10_000 + i, b) for i in range(num_batches)]
+
+
+# ---------------------------------------------------------------- the scenario (subprocess)
+
+def _run_scenario(out_dir: str) -> dict:
+    import jax
+    jax.config.update("jax_compilation_cache_dir", os.path.join(out_dir, "jax_cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    from s2v_jax.checkpointing import load_checkpoint_for_inference
+    from s2v_jax.config_utils import load_config
+    from s2v_jax.errors import TrainingError
+    from s2v_jax.metrics import read_jsonl
+    from s2v_jax.train import train_and_evaluate
+
+    def run(name, num_steps, nan_at=None, extra=()):
+        config = load_config(os.path.join(REPO, "configs/tiny.py"),
+                             TINY_OVERRIDES + [f"train.num_steps={num_steps}", *extra])
+        loaders = []
+
+        def loader_fn(cfg, **kw):
+            loaders.append(FakeLoader(cfg, nan_at=nan_at, **kw))
+            return loaders[-1]
+
+        summary = train_and_evaluate(config, os.path.join(out_dir, name), train_loader_fn=loader_fn,
+                                     eval_batches_fn=fake_eval_batches)
+        return summary, loaders[0].served
+
+    report = {}
+    # A: 8 uninterrupted steps.
+    summary, served = run("A", 8)
+    wd = os.path.join(out_dir, "A")
+    rows = read_jsonl(os.path.join(wd, "metrics.jsonl"))
+    report["A"] = {"summary": summary, "served": served,
+                   "losses": [r["train/loss"] for r in rows if "train/loss" in r],
+                   "val_rows": [r for r in rows if "val/l1" in r],
+                   "checkpoints": sorted(os.listdir(os.path.join(wd, "checkpoints"))),
+                   "best": sorted(os.listdir(os.path.join(wd, "best"))),
+                   "tensorboard": os.listdir(os.path.join(wd, "tensorboard")),
+                   "config_json": os.path.isfile(os.path.join(wd, "config.json"))}
+    # B: 4 steps, then a second call to 8 resumes.
+    _, served_1 = run("B", 4)
+    summary_2, served_2 = run("B", 8)
+    report["B"] = {"served_1": served_1, "served_2": served_2, "summary": summary_2}
+    _, var_a = load_checkpoint_for_inference(os.path.join(out_dir, "A", "checkpoints"))
+    cfg_b, var_b = load_checkpoint_for_inference(os.path.join(out_dir, "B", "checkpoints"))
+    diffs = jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a) - np.asarray(b)))), var_a, var_b)
+    report["resume_max_abs_diff"] = max(jax.tree.leaves(diffs))
+    report["resume_num_leaves"] = len(jax.tree.leaves(diffs))
+    report["inference_config_width"] = cfg_b.model.width
+    report["inference_keys"] = sorted(var_b)
+    # D: a NaN input at batch index 2 makes step 3's loss NaN.
+    try:
+        run("D", 6, nan_at=2, extra=["train.log_every=4"])
+        report["nan_error"] = None
+    except TrainingError as e:
+        report["nan_error"] = str(e)
+    return report
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train_runs")
+    env = dict(os.environ, XLA_FLAGS=FAST_XLA_FLAGS, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(out)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"scenario failed:\n{proc.stderr[-6000:]}"
+    with open(out / "report.json") as f:
+        return json.load(f)
+
+
+def test_loss_falls_and_outputs_appear(report):
+    a = report["A"]
+    losses = a["losses"]
+    assert len(losses) == 8 and all(np.isfinite(losses))
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]), losses
+    assert a["summary"]["step"] == 8
+    assert a["checkpoints"] == ["4", "8"]  # keep_checkpoints=2, checkpoint_every=4
+    assert len(a["best"]) == 1
+    assert a["config_json"] and a["tensorboard"]
+    assert [r["step"] for r in a["val_rows"]] == [4, 8]
+    for row in a["val_rows"]:
+        for k in ("l1", "psnr", "ssim", "static_l1", "static_psnr", "static_ssim"):
+            assert np.isfinite(row[f"val/{k}"]), (k, row)
+    assert a["summary"]["best_eval"]["l1"] == min(r["val/l1"] for r in a["val_rows"])
+
+
+def test_resume_continues_params_and_data_order(report):
+    b = report["B"]
+    assert b["served_1"] == [0, 1, 2, 3]
+    assert b["served_2"] == [4, 5, 6, 7]  # the loader state came back from the checkpoint
+    assert b["summary"]["step"] == 8
+    assert report["resume_num_leaves"] > 10
+    assert report["resume_max_abs_diff"] <= 1e-6, report["resume_max_abs_diff"]
+    assert report["inference_config_width"] == 0.0625
+    assert report["inference_keys"] == ["batch_stats", "params"]
+
+
+def test_non_finite_loss_stops_with_training_error(report):
+    assert report["nan_error"] is not None, "a NaN loss did not stop the run"
+    assert "non-finite loss" in report["nan_error"] and "step 3" in report["nan_error"]
+
+
+def _with_pipeline(monkeypatch, module):
+    """Makes `from s2v_jax import input_pipeline` give `module` (None: a missing module)."""
+    import s2v_jax
+
+    monkeypatch.delattr(s2v_jax, "input_pipeline", raising=False)
+    monkeypatch.setitem(sys.modules, "s2v_jax.input_pipeline", module)
+
+
+def test_real_pipeline_is_built_then_used(monkeypatch):
+    import types
+
+    from s2v_jax.config_utils import load_config
+    from s2v_jax.train import data_functions
+
+    calls = []
+    fake = types.ModuleType("s2v_jax.input_pipeline")
+    fake.ensure_dataset = lambda config: calls.append(config.data.dataset)
+    fake.create_train_loader = FakeLoader
+    fake.create_eval_batches = fake_eval_batches
+    _with_pipeline(monkeypatch, fake)
+    config = load_config(os.path.join(REPO, "configs/tiny.py"))
+    assert data_functions(config) == (FakeLoader, fake_eval_batches)
+    assert calls == ["synthetic_talking_faces/small"]  # the dataset is built (if needed) first
+    calls.clear()
+    assert data_functions(config, FakeLoader, fake_eval_batches) == (FakeLoader, fake_eval_batches)
+    assert calls == []  # injected loaders: no dataset build
+
+
+def test_missing_pipeline_is_a_clear_error(monkeypatch):
+    from s2v_jax.config_utils import load_config
+    from s2v_jax.errors import DataError
+    from s2v_jax.train import data_functions
+
+    _with_pipeline(monkeypatch, None)
+    with pytest.raises(DataError, match="input_pipeline"):
+        data_functions(load_config(os.path.join(REPO, "configs/tiny.py")))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, REPO)
+    result = _run_scenario(sys.argv[1])
+    with open(os.path.join(sys.argv[1], "report.json"), "w") as f:
+        json.dump(result, f, indent=1)
