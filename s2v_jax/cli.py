@@ -19,6 +19,8 @@ COMMANDS = [
     ("inspect", "inspect", "overlay face tracks, landmarks and registered crops on a video, for a person to check"),
     ("synth", "synth", "generate a procedural talking-face corpus (mp4 + ground truth), no downloads"),
     ("build-dataset", "build_dataset", "build a TFDS dataset of registered face tracks and report what was skipped"),
+    ("generate", "generate", "talking-face video from one or five face photos and a speech clip"),
+    ("redub", "redub", "re-dub a video with new speech (lower face generated and blended in)"),
 ]
 
 

@@ -1,0 +1,175 @@
+"""`s2v generate` end to end: frame count and duration of the mp4, its sound
+track, the photo unchanged far from the face (a loose check after H.264),
+--bare, and one-line errors (exit 2) for bad inputs; with the real data,
+every still, every audio file and the edge cases give a video or a clear error.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+import ckpt_fixture
+from s2v_jax import audio, cli, registration, video
+
+REAL_STILLS = ["bw_portrait.jpg", "crop_224_a.jpg", "crop_224_b.jpg", "painting.png", "portrait_a.jpg",
+               "portrait_b_happy.png", "portrait_b_sad.png", "portrait_c.png"]
+FAST_STILLS = ["crop_224_a.jpg", "portrait_c.png"]
+REAL_AUDIO = ["en_12s_48k_stereo.wav", "en_commentary_60s.wav", "en_interview_14s.wav", "en_speech_8s_a.wav",
+              "en_speech_8s_b.wav", "zh_news_8s_48k_stereo.wav"]
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    return ckpt_fixture.tiny_checkpoints(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    return ckpt_fixture.synthetic_media(tmp_path_factory)
+
+
+@pytest.fixture
+def cached(monkeypatch):
+    """Load each checkpoint once across CLI calls (for tests about inputs, not loading)."""
+    ckpt_fixture.cache_loading(monkeypatch)
+
+
+def generate(ckpt, images, audio_path, out, *extra):
+    argv = ["generate", "--checkpoint", ckpt, "--audio", str(audio_path), "--out", str(out), "--no-progress",
+            "--batch-size", "16", "--preset", "veryfast", *extra]
+    for image in images:
+        argv += ["--image", str(image)]
+    return cli.main(argv)
+
+
+def check_video(path, audio_path, size=None):
+    """Frame count = num_video_frames(audio), duration within one frame, sound present."""
+    info = video.probe(path)
+    n = audio.num_video_frames(len(audio.load_audio(audio_path)))
+    frames = video.read_frames(path)
+    assert len(frames) == n, (len(frames), n)
+    assert info.has_audio and info.fps == 25.0
+    assert abs(len(audio.load_audio(path)) / 16000 - n / 25) <= 1 / 25
+    if size is not None:
+        assert frames.shape[1:3] == size
+    return frames
+
+
+def test_generate_pastes_into_photo(ckpts, media, tmp_path):
+    out = tmp_path / "out.mp4"
+    assert generate(ckpts["gen"], [media["photo"]], media["speech"], out) == 0
+    frames = check_video(out, media["speech"], (192, 192))
+    photo = registration.load_image(media["photo"])
+    face = registration.align_image(photo)
+    import cv2
+    cover = cv2.warpAffine(np.ones((112, 112), np.uint8), registration.invert_similarity(face.M), (192, 192))
+    far = cv2.dilate(cover, np.ones((15, 15), np.uint8)) == 0
+    assert far.mean() > 0.2
+    diff = np.abs(frames.astype(int) - photo)[:, far]
+    assert diff.mean() < 6.0, diff.mean()  # H.264 (CRF 18, yuv420p): lossy, but close
+
+
+def test_generate_bare_and_v201(ckpts, media, tmp_path, cached):
+    out = tmp_path / "bare.mp4"
+    assert generate(ckpts["gen"], [media["photo"]], media["long_speech"], out, "--bare") == 0
+    check_video(out, media["long_speech"], (112, 112))
+    out = tmp_path / "v201.mp4"
+    assert generate(ckpts["v201"], [media["photo"]] * 5, media["speech"], out, "--bare") == 0
+    check_video(out, media["speech"], (110, 110))  # 109x109, padded to even for H.264
+
+
+@pytest.mark.parametrize("case,pattern", [
+    ("noface", "no face found in .*noface.png"),
+    ("silent", "silent.wav is silent"),
+    ("empty", "empty.wav is empty"),
+    ("missing_ckpt", "does not exist"),
+    ("wrong_kind", "'deblur' model, not the generator"),
+    ("five_for_one", "takes 1 identity image"),
+    ("no_folder", "does not exist"),
+])
+def test_generate_errors_are_one_line(ckpts, media, tmp_path, capsys, cached, case, pattern):
+    ckpt, images, speech, out = ckpts["gen"], [media["photo"]], media["speech"], tmp_path / "o.mp4"
+    if case == "noface":
+        images = [media["noface"]]
+    elif case in ("silent", "empty"):
+        speech = media[case]
+    elif case == "missing_ckpt":
+        ckpt = str(tmp_path / "no_such_workdir")
+    elif case == "wrong_kind":
+        ckpt = ckpts["deblur"]
+    elif case == "five_for_one":
+        images = images * 5
+    elif case == "no_folder":
+        out = tmp_path / "missing" / "o.mp4"
+    assert generate(ckpt, images, speech, out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    last = err[-1]
+    assert last.startswith("s2v generate: error:"), err
+    import re
+    assert re.search(pattern, last), last
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- real data
+
+def _real_generate(ckpts, image, speech, tmp_path):
+    out = tmp_path / (os.path.basename(image) + ".mp4")
+    assert generate(ckpts["gen"], [image], speech, out) == 0
+    check_video(out, speech)
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("name", FAST_STILLS)
+def test_real_stills_fast_subset(ckpts, real_data, tmp_path, cached, name):
+    _real_generate(ckpts, real_data / "stills" / name, real_data / "edge_cases" / "short_speech.mp3", tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+@pytest.mark.parametrize("name", [s for s in REAL_STILLS if s not in FAST_STILLS])
+def test_real_stills_all(ckpts, real_data, tmp_path, cached, name):
+    _real_generate(ckpts, real_data / "stills" / name, real_data / "edge_cases" / "short_speech.mp3", tmp_path)
+
+
+@pytest.mark.shared_data
+def test_real_48k_stereo_audio(ckpts, real_data, tmp_path, cached):
+    out = tmp_path / "zh.mp4"
+    speech = real_data / "audio" / "zh_news_8s_48k_stereo.wav"
+    assert generate(ckpts["gen"], [real_data / "stills" / "crop_224_b.jpg"], speech, out, "--bare") == 0
+    check_video(out, speech, (112, 112))
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+@pytest.mark.parametrize("name", REAL_AUDIO)
+def test_real_audio_all(ckpts, real_data, tmp_path, cached, name):
+    out = tmp_path / "a.mp4"
+    speech = real_data / "audio" / name
+    assert generate(ckpts["gen"], [real_data / "stills" / "crop_224_a.jpg"], speech, out) == 0
+    check_video(out, speech)
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("image,speech,expect", [
+    ("edge_cases/no_face_coffee.png", "edge_cases/short_speech.mp3", "no face found in .*no_face_coffee.png"),
+    ("edge_cases/two_faces.jpg", "edge_cases/short_speech.mp3", "video"),
+    ("edge_cases/small_face_full_body.png", "edge_cases/short_speech.mp3", "video"),
+    ("stills/crop_224_a.jpg", "edge_cases/empty.wav", "empty.wav is empty"),
+    ("stills/crop_224_a.jpg", "edge_cases/no_audio_track_anime.mp4", "has no audio track"),
+    ("stills/crop_224_a.jpg", "edge_cases/truncated.mp4", "could not decode audio .*truncated.mp4"),
+])
+def test_real_edge_cases(ckpts, real_data, tmp_path, capsys, cached, image, speech, expect):
+    out = tmp_path / "edge.mp4"
+    rc = generate(ckpts["gen"], [real_data / image], real_data / speech, out)
+    err = capsys.readouterr().err
+    if expect == "video":
+        assert rc == 0, err
+        check_video(out, real_data / speech)
+        if "two_faces" in image:
+            assert "warning: found 2 faces" in err
+    else:
+        import re
+        assert rc == 2
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("s2v generate: error:") and re.search(expect, last), last
