@@ -225,3 +225,21 @@ def test_wrong_identity_channels_is_a_clear_error():
     model = _tiny_model(k=5)
     with pytest.raises(ValueError, match="15 channels"):
         model.init(KEY, jnp.zeros((1, 12, 35, 1)), jnp.zeros((1, 112, 112, 3)))
+
+
+@pytest.mark.parametrize("decoder", ["transposed", "bilinear"])
+def test_identity_residual_starts_from_the_still(decoder):
+    """With the decoder's last layer zeroed, the residual model returns the first still."""
+    model = Speech2Vid(decoder=decoder, skips=("B", "C"), width=0.125, identity_residual=True)
+    mfcc, identity = _inputs(batch=2)
+    identity = jnp.clip(identity, 0.01, 0.99)
+    variables = model.init(KEY, mfcc, identity)
+    params = jax.tree_util.tree_map(lambda x: x, variables["params"])
+    params["image_decoder"]["out"] = jax.tree_util.tree_map(jnp.zeros_like, params["image_decoder"]["out"])
+    out = model.apply({**variables, "params": params}, mfcc, identity)
+    still = identity[..., :3]
+    if out.shape[1] != 112:
+        still = jax.image.resize(still, (2, out.shape[1], out.shape[2], 3), "linear")
+    np.testing.assert_allclose(out, still, atol=1e-5)
+    cached = model.apply(variables, identity[:1], method=Speech2Vid.encode_identity)
+    assert cached["still"].shape == (1, 112, 112, 3)

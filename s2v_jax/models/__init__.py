@@ -39,7 +39,7 @@ def build_model(config: ml_collections.ConfigDict, axis_name=None):
         raise ConfigError(f"model.skips may name only 'A', 'B', 'C', not {bad}")
     return Speech2Vid(decoder=m.decoder, skips=tuple(m.skips), num_identity_images=m.num_identity_images,
                       width=m.width, dtype=dtype, bn_momentum=m.bn_momentum, bn_epsilon=m.bn_epsilon,
-                      axis_name=axis_name)
+                      axis_name=axis_name, identity_residual=bool(m.get("identity_residual", False)))
 
 
 def input_shapes(config: ml_collections.ConfigDict):

@@ -6,7 +6,8 @@ Two layouts, chosen by `config.model.decoder`:
 - `bilinear` (the released v201): x2 bilinear up-sampling with aligned corners
   followed by 3x3 convs, skips A, B and C, output 109x109x3.
 Neither uses BatchNorm (v201 has none in its decoder); ReLU after every layer
-but the last, which is a sigmoid, so frames are in [0, 1].
+but the last. Decoders return pre-sigmoid logits; the generator applies the
+sigmoid (optionally on top of the still's own logits, see `identity_residual`).
 """
 
 from typing import Any, Dict, Sequence
@@ -66,8 +67,7 @@ class TransposedDecoder(nn.Module):
         x = _concat_skip(x, skips, "A", self.skips)
         x = nn.relu(nn.ConvTranspose(w(64), (8, 8), (2, 2), padding="VALID", name="up112", **kw)(x))
         x = nn.relu(nn.Conv(w(32), (3, 3), padding=same, name="conv112", **kw)(x))
-        x = nn.Conv(3, (3, 3), padding=same, name="out", **kw)(x)
-        return nn.sigmoid(x.astype(jnp.float32))
+        return nn.Conv(3, (3, 3), padding=same, name="out", **kw)(x).astype(jnp.float32)
 
 
 class BilinearDecoder(nn.Module):
@@ -101,5 +101,4 @@ class BilinearDecoder(nn.Module):
         n = self.output_size
         x = nn.relu(nn.Conv(w(64), (3, 3), name="conv109a", **kw)(up(x, n)))
         x = nn.relu(nn.Conv(w(32), (3, 3), name="conv109b", **kw)(x))
-        x = nn.Conv(3, (3, 3), name="out", **kw)(x)
-        return nn.sigmoid(x.astype(jnp.float32))
+        return nn.Conv(3, (3, 3), name="out", **kw)(x).astype(jnp.float32)

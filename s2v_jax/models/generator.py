@@ -10,6 +10,7 @@ reuses the features for every frame:
 from typing import Any, Dict, Optional, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from s2v_jax.models.audio_encoder import AudioEncoder
@@ -33,6 +34,9 @@ class Speech2Vid(nn.Module):
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
     axis_name: Optional[str] = None
+    # Not in the paper: predict a change to the first still, sigmoid(logit(still) + decoder),
+    # instead of the whole face. Small CPU configs use it to get past the static baseline in minutes.
+    identity_residual: bool = False
 
     def setup(self):
         common = dict(width=self.width, dtype=self.dtype, bn_momentum=self.bn_momentum,
@@ -54,6 +58,8 @@ class Speech2Vid(nn.Module):
                              f"{self.num_identity_images} image(s) = {expected} channels")
         emb, skips = self.identity_encoder(identity, train)
         out = {"embedding": emb}
+        if self.identity_residual:
+            out["still"] = identity[..., :3].astype(jnp.float32)
         out.update({k: v for k, v in skips.items() if k in self.skips})
         return out
 
@@ -67,7 +73,15 @@ class Speech2Vid(nn.Module):
         if emb.shape[0] != audio_embedding.shape[0]:
             emb = jnp.broadcast_to(emb, (audio_embedding.shape[0],) + emb.shape[1:])
         z = jnp.concatenate([audio_embedding, emb], axis=-1)
-        return self.image_decoder(z, identity)
+        logits = self.image_decoder(z, identity)
+        if self.identity_residual:
+            still = identity["still"]
+            if still.shape[1:3] != logits.shape[1:3]:  # v201's 109x109 output
+                still = jax.image.resize(still, still.shape[:1] + logits.shape[1:3] + (3,), "linear")
+            eps = 1e-3
+            still = jnp.clip(still, eps, 1.0 - eps)
+            logits = logits + jnp.log(still) - jnp.log1p(-still)
+        return nn.sigmoid(logits)
 
     def generate_from_identity(self, mfcc, identity: IdentityFeatures, train: bool = False):
         """Frames for a batch of MFCC windows given cached identity features."""
