@@ -19,6 +19,7 @@ def get_config() -> ml_collections.ConfigDict:
     m.dtype = "float32"             # compute dtype: 'float32' or 'bfloat16' (parameters stay float32)
     m.bn_momentum = 0.9             # BatchNorm running-average momentum (flax convention: weight of the old value)
     m.bn_epsilon = 1e-5             # BatchNorm variance epsilon
+    m.identity_residual = False     # not in the paper: output sigmoid(logit(first still) + decoder), a change to the still
 
     config.data = d = ml_collections.ConfigDict()
     d.dataset = "registered_faces/lrs2"  # TFDS name[/config] of the registered corpus
