@@ -18,6 +18,8 @@ COMMANDS = [
     ("align", "align", "register the face of a still photo onto the canonical 112x112 face"),
     ("inspect", "inspect", "overlay face tracks, landmarks and registered crops on a video, for a person to check"),
     ("synth", "synth", "generate a procedural talking-face corpus (mp4 + ground truth), no downloads"),
+    ("train-sync", "train_sync", "train the SyncNet-style sync expert that scores lip sync (LSE-D/LSE-C)"),
+    ("evaluate", "evaluate", "score a checkpoint on held-out clips beside the static baseline and real video"),
     ("build-dataset", "build_dataset", "build a TFDS dataset of registered face tracks and report what was skipped"),
     ("generate", "generate", "talking-face video from one or five face photos and a speech clip"),
     ("redub", "redub", "re-dub a video with new speech (lower face generated and blended in)"),
