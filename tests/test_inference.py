@@ -1,8 +1,8 @@
 """Inference API: chunked MFCC windows, checkpoint loading and its errors,
 still registration policy, frames pasted back into the photo (checked on the
 in-memory frames, before any video encoding), the v201 and deblurring paths,
-batch-size invariance, and streaming (frames equal offline; latency
-arithmetic). Uses tiny checkpoints trained in the session (tests/ckpt_fixture.py).
+batch-size invariance, the phase-decomposed transposed convs (equal to
+lax.conv_transpose), and streaming (frames equal offline; latency arithmetic). Uses tiny checkpoints trained in the session (tests/ckpt_fixture.py).
 """
 
 import numpy as np
@@ -145,6 +145,37 @@ def test_paste_face_touches_only_the_mask():
         assert (out != image).any()
     with pytest.raises(S2VError):
         face_mask("eyes")
+
+
+# ---------------------------------------------------------------- fast transposed convs
+
+@pytest.mark.parametrize("n,k,s,padding", [(53, 8, 2, "VALID"), (12, 4, 2, "VALID"), (26, 3, 2, "VALID"),
+                                           (6, 4, 2, "SAME"), (7, 5, 3, "SAME"), (1, 6, 1, "VALID")])
+def test_phase_conv_transpose_equals_lax(n, k, s, padding):
+    import jax.numpy as jnp
+    from jax import lax
+
+    from s2v_jax.inference import phase_conv_transpose
+
+    rng = np.random.default_rng(n * k)
+    x = jnp.asarray(rng.normal(size=(2, n, n + 1, 3)).astype(np.float32))
+    kernel = jnp.asarray(rng.normal(size=(k, k, 3, 4)).astype(np.float32))
+    ref = lax.conv_transpose(x, kernel, (s, s), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    got = phase_conv_transpose(x, kernel, (s, s), padding)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+def test_fast_transposed_frames_equal_plain(ckpts, media, stills):
+    from s2v_jax.inference import FrameGenerator
+
+    gen = ckpt_fixture.generator(ckpts)
+    assert gen.fast_transposed  # the default on CPU
+    plain = FrameGenerator(gen.config, gen.variables, batch_size=16, fast_transposed=False)
+    windows = audio.audio_windows(load_speech(media["speech"]))[:16]
+    a = gen.generate(windows, gen.encode_identity(stills.crops))
+    b = plain.generate(windows, plain.encode_identity(stills.crops))
+    assert np.abs(a.astype(int) - b).max() <= 1
 
 
 # ---------------------------------------------------------------- streaming
