@@ -1,6 +1,6 @@
 """`s2v generate` end to end: frame count and duration of the mp4, its sound
 track, the photo unchanged far from the face (a loose check after H.264),
---bare, and one-line errors (exit 2) for bad inputs; with the real data,
+--bare, and one-line errors (exit 2) for bad inputs; the `s2v stream` demo; with the real data,
 every still, every audio file and the edge cases give a video or a clear error.
 """
 
@@ -109,6 +109,19 @@ def test_generate_errors_are_one_line(ckpts, media, tmp_path, capsys, cached, ca
     import re
     assert re.search(pattern, last), last
     assert not out.exists()
+
+
+def test_stream_demo(ckpts, media, tmp_path, capsys):
+    import json
+    out = tmp_path / "stream.mp4"
+    rc = cli.main(["stream", "--checkpoint", ckpts["gen"], "--image", media["photo"], "--audio", media["speech"],
+                   "--out", str(out), "--bare", "--chunk-ms", "40"])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["frames"] == 31 and len(video.read_frames(out)) == 31
+    # A frame needs 0.1825 s (+1 sample) of audio past its time; fed in 40 ms chunks, it comes
+    # out at most one chunk later (0.2 s for whole chunks; the last, shorter chunk gives less).
+    assert 0.1825 <= report["lookahead_s_min"] and report["lookahead_s_max"] <= 0.1825 + 0.04
 
 
 # ---------------------------------------------------------------- real data
