@@ -30,6 +30,10 @@ region as the 112x112 crop (training resizes its 112 targets to 109), so for
 pasting they are resized to 112 first (bilinear) and the registration
 transform applies unchanged; `--bare` writes the model's own 109x109 frames
 (stored as 110x110: H.264 needs even sizes).
+
+Sound track: the speech as the model heard it, 16 kHz mono (decoded with
+audio.load_audio), encoded to AAC; a 48 kHz stereo input is not carried
+through at full quality.
 """
 
 import dataclasses
