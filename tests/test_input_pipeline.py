@@ -116,6 +116,7 @@ def test_resume_from_state_continues_exactly(data_dir):
 
 
 @pytest.mark.timeout(300)  # a stuck worker pool fails the test instead of hanging the suite
+@pytest.mark.slow  # spawns grain worker processes; on a loaded 2-core machine it has hung past 5 minutes
 def test_worker_processes_resume_exactly(data_dir):
     """With workers each one batches its own share of the order (so the stream
     depends on num_workers); a saved state resumes it exactly."""
