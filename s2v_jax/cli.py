@@ -14,6 +14,7 @@ from s2v_jax.errors import S2VError
 
 # (subcommand, module under s2v_jax.commands, one-line help). Later work adds rows.
 COMMANDS = [
+    ("quickstart", "quickstart", "the whole journey on synthetic data: corpus, dataset, training, demo video, report"),
     ("model-summary", "model_summary", "parameter counts, layer shapes and GFLOPs of a config's model"),
     ("align", "align", "register the face of a still photo onto the canonical 112x112 face"),
     ("inspect", "inspect", "overlay face tracks, landmarks and registered crops on a video, for a person to check"),
