@@ -3,7 +3,10 @@ on the same global batch (params, BatchNorm statistics, loss, eval sums).
 
 XLA_FLAGS must hold `--xla_force_host_platform_device_count=8` before JAX
 starts, so the comparison runs in a subprocess (this file as a script) and the
-tests check its JSON report. Host-side helpers are tested in-process.
+tests check its JSON report; it also runs train_and_evaluate on the mesh and
+resumes it. Host-side helpers are tested in-process. (The deblur blur draws one
+sigma per global example index, so it does not depend on the split either:
+tests/test_train_step.py checks those indices under a named axis.)
 """
 
 import json

@@ -1,5 +1,6 @@
 """train_and_evaluate on a fake loader: loss falls, checkpoints and metrics appear,
-resume continues params and data order exactly, a NaN loss stops the run.
+resume continues params and data order exactly, a NaN loss stops the run, the
+deblurring net trains through the same loop.
 
 The runs happen once, in a subprocess (this file run as a script), so the XLA
 flags that make CPU compilation fast here (optimisation level 0) do not leak
@@ -124,6 +125,15 @@ def _run_scenario(out_dir: str) -> dict:
     report["resume_num_leaves"] = len(jax.tree.leaves(diffs))
     report["inference_config_width"] = cfg_b.model.width
     report["inference_keys"] = sorted(var_b)
+    # E: the deblurring net through the same loop (no BatchNorm), resumed once.
+    deblur = ["model.features=8", "train.batch_size=2", "train.eval_every=2", "train.checkpoint_every=2",
+              "train.eval_batches=1", "train.progress_bar=False", "train.learning_rate=0.05"]
+    for n in (2, 3):
+        config = load_config(os.path.join(REPO, "configs/deblur.py"), deblur + [f"train.num_steps={n}"])
+        summary = train_and_evaluate(config, os.path.join(out_dir, "E"), train_loader_fn=FakeLoader,
+                                     eval_batches_fn=fake_eval_batches)
+    cfg_e, var_e = load_checkpoint_for_inference(os.path.join(out_dir, "E"))
+    report["E"] = {"summary": summary, "model": cfg_e.model.name, "keys": sorted(var_e)}
     # D: a NaN input at batch index 2 makes step 3's loss NaN.
     try:
         run("D", 6, nan_at=2, extra=["train.log_every=4"])
@@ -169,6 +179,14 @@ def test_resume_continues_params_and_data_order(report):
     assert report["resume_max_abs_diff"] <= 1e-6, report["resume_max_abs_diff"]
     assert report["inference_config_width"] == 0.0625
     assert report["inference_keys"] == ["batch_stats", "params"]
+
+
+def test_deblur_net_trains_through_the_same_loop(report):
+    e = report["E"]
+    assert e["summary"]["step"] == 3 and e["model"] == "deblur" and e["keys"] == ["params"]
+    val = e["summary"]["last_eval"]
+    assert {"l1", "psnr", "ssim", "blurred_l1", "blurred_psnr", "blurred_ssim"} == set(val)
+    assert all(np.isfinite(v) for v in val.values())
 
 
 def test_non_finite_loss_stops_with_training_error(report):
