@@ -21,3 +21,17 @@ def real_data() -> pathlib.Path:
 @pytest.fixture(scope="session")
 def repo_root() -> pathlib.Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def ckpts(tmp_path_factory):
+    """Tiny generator / v201 / deblur checkpoints trained once per session (tests/ckpt_fixture.py)."""
+    import ckpt_fixture  # tests/ is on sys.path (pytest rootdir insertion), as in the test modules
+    return ckpt_fixture.tiny_checkpoints(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory):
+    """Synthetic photo, speech and video files for the inference tests."""
+    import ckpt_fixture  # tests/ is on sys.path (pytest rootdir insertion), as in the test modules
+    return ckpt_fixture.synthetic_media(tmp_path_factory)

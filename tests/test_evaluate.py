@@ -18,16 +18,6 @@ ROW_KEYS = {"psnr", "ssim", "lmd", "face_found", "sync_offset", "sync_correlatio
 
 
 @pytest.fixture(scope="module")
-def ckpts(tmp_path_factory):
-    return ckpt_fixture.tiny_checkpoints(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory):
-    return ckpt_fixture.synthetic_media(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def expert(tmp_path_factory):
     """An untrained sync expert checkpoint with random weights, made without compiling
     anything (enough for the report's LSE columns)."""

@@ -19,16 +19,6 @@ REAL_AUDIO = ["en_12s_48k_stereo.wav", "en_commentary_60s.wav", "en_interview_14
               "en_speech_8s_b.wav", "zh_news_8s_48k_stereo.wav"]
 
 
-@pytest.fixture(scope="module")
-def ckpts(tmp_path_factory):
-    return ckpt_fixture.tiny_checkpoints(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory):
-    return ckpt_fixture.synthetic_media(tmp_path_factory)
-
-
 @pytest.fixture
 def cached(monkeypatch):
     """Load each checkpoint once across CLI calls (for tests about inputs, not loading)."""

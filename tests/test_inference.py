@@ -16,16 +16,6 @@ from s2v_jax.inference import (StreamingSession, face_mask, iter_audio_windows, 
 
 
 @pytest.fixture(scope="module")
-def ckpts(tmp_path_factory):
-    return ckpt_fixture.tiny_checkpoints(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory):
-    return ckpt_fixture.synthetic_media(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def stills(media):
     return register_stills([media["photo"]], 1)
 

@@ -18,16 +18,6 @@ from s2v_jax.redub import (fit_audio, iter_source_frames, output_length, redub_f
                            track_video)
 
 
-@pytest.fixture(scope="module")
-def ckpts(tmp_path_factory):
-    return ckpt_fixture.tiny_checkpoints(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory):
-    return ckpt_fixture.synthetic_media(tmp_path_factory)
-
-
 @pytest.fixture
 def cached(monkeypatch):
     """Load each checkpoint once across CLI calls (for tests about inputs, not loading)."""
