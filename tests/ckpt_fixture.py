@@ -32,6 +32,19 @@ RUNS = {
     "v201": ("configs/v201.py", ["model.width=0.0625", "train.eval_every=0"]),  # no eval: faster
     "deblur": ("configs/deblur.py", ["model.features=8", "train.eval_every=0"]),
 }
+
+def run_script(script: str, out_dir, result_file: str = "report.json", xla_flags: str = FAST_XLA_FLAGS,
+               timeout: int = 900):
+    """Runs a test module as a script (`python script out_dir`) in a fresh process, so its
+    XLA flags (fast compiles, simulated devices) stay out of this one; returns its JSON result."""
+    env = dict(os.environ, XLA_FLAGS=xla_flags, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+    proc = subprocess.run([sys.executable, os.path.abspath(script), str(out_dir)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{os.path.basename(script)} failed:\n{proc.stderr[-6000:]}"
+    with open(os.path.join(str(out_dir), result_file)) as f:
+        return json.load(f)
+
+
 _CACHE = {}
 
 
@@ -82,12 +95,7 @@ def tiny_checkpoints(tmp_path_factory):
     """{'gen', 'v201', 'deblur'} -> work directory; trained once per session."""
     if "paths" not in _CACHE:
         out = tmp_path_factory.mktemp("tiny_ckpts")
-        env = dict(os.environ, XLA_FLAGS=FAST_XLA_FLAGS, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
-        proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(out)], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, f"training the tiny checkpoints failed:\n{proc.stderr[-6000:]}"
-        with open(out / "paths.json") as f:
-            _CACHE["paths"] = json.load(f)
+        _CACHE["paths"] = run_script(__file__, out, "paths.json")
     return _CACHE["paths"]
 
 

@@ -11,11 +11,12 @@ tests/test_train_step.py checks those indices under a named axis.)
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
+
+import ckpt_fixture
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
@@ -119,13 +120,7 @@ def _mesh_train_and_resume(out_dir: str) -> dict:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("parallel")
-    env = dict(os.environ, XLA_FLAGS=XLA_FLAGS, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(out)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"8-device run failed:\n{proc.stderr[-6000:]}"
-    with open(out / "report.json") as f:
-        return json.load(f)
+    return ckpt_fixture.run_script(__file__, tmp_path_factory.mktemp("parallel"), xla_flags=XLA_FLAGS)
 
 
 def test_pmap_and_mesh_match_one_device(report):

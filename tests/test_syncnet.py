@@ -8,14 +8,14 @@ XLA compile flags, as tests/test_train.py), and reports JSON.
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+import ckpt_fixture
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FAST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 TOY_OVERRIDES = ["model.width=0.0625", "model.embed_dim=32", "train.batch_size=16", "train.num_steps=60",
                  "train.log_every=5", "train.eval_every=60", "train.checkpoint_every=30", "train.eval_batches=4",
                  "train.warmup_steps=5", "train.progress_bar=False", "data.augment=False"]
@@ -195,13 +195,7 @@ def _run_scenario(out_dir):
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sync_runs")
-    env = dict(os.environ, XLA_FLAGS=FAST_XLA_FLAGS, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(out)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"scenario failed:\n{proc.stderr[-6000:]}"
-    with open(out / "report.json") as f:
-        return json.load(f)
+    return ckpt_fixture.run_script(__file__, tmp_path_factory.mktemp("sync_runs"))
 
 
 def test_loss_falls_and_in_sync_pairs_are_closer(report):

@@ -9,14 +9,14 @@ into other tests; the tests below check its JSON report.
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+import ckpt_fixture
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FAST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 TINY_OVERRIDES = ["model.width=0.0625", "train.batch_size=4", "train.learning_rate=0.1",
                   "train.log_every=1", "train.eval_every=4", "train.checkpoint_every=4",
                   "train.keep_checkpoints=2", "train.eval_batches=2", "train.progress_bar=False"]
@@ -145,13 +145,7 @@ def _run_scenario(out_dir: str) -> dict:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("train_runs")
-    env = dict(os.environ, XLA_FLAGS=FAST_XLA_FLAGS, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(out)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"scenario failed:\n{proc.stderr[-6000:]}"
-    with open(out / "report.json") as f:
-        return json.load(f)
+    return ckpt_fixture.run_script(__file__, tmp_path_factory.mktemp("train_runs"))
 
 
 def test_loss_falls_and_outputs_appear(report):
