@@ -65,6 +65,18 @@ def _check_finite(rows: List[Dict[str, np.ndarray]], first_step: int) -> None:
                                 "the last checkpoint")
 
 
+def close_run(bar, writer, ckpt, loader) -> None:
+    """End of a training loop, also on error: progress bar, metric writer, pending
+    checkpoint writes and the loader (its worker processes)."""
+    if bar is not None:
+        bar.close()
+    writer.close()
+    ckpt.wait()
+    ckpt.close()
+    if hasattr(loader, "close"):
+        loader.close()
+
+
 def evaluate(p_eval: Callable, state, batches, dp: parallel.DataParallel) -> Dict[str, float]:
     """Mean validation metrics over `batches` (model and baseline L1, PSNR, SSIM)."""
     sums = None
@@ -202,13 +214,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                           config=config)
             timer, timer_step = time.time(), step
     finally:
-        if bar is not None:
-            bar.close()
-        writer.close()
-        ckpt.wait()
-        ckpt.close()
-        if hasattr(loader, "close"):
-            loader.close()
+        close_run(bar, writer, ckpt, loader)
 
     summary.update(step=step, stopped_early=bool(meta["stopped_early"]), last_eval=meta["last_eval"],
                    best_eval=meta["best_eval"], best_step=meta["best_step"])

@@ -308,7 +308,7 @@ def train_sync(config: ml_collections.ConfigDict, workdir: str, *, train_loader_
     Loader factories default to the TFDS corpus (`create_train_loader`,
     `create_eval_batches`); `array_data_fns` gives in-memory ones.
     """
-    from s2v_jax.train import evaluate  # mean of summed eval metrics, shared with the generator
+    from s2v_jax.train import close_run, evaluate  # shared with the generator's loop
 
     t = config.train
     dp = parallel.DataParallel(t.parallel)
@@ -389,13 +389,7 @@ def train_sync(config: ml_collections.ConfigDict, workdir: str, *, train_loader_
                           config=config)
             timer, timer_step = time.time(), step
     finally:
-        if bar is not None:
-            bar.close()
-        writer.close()
-        ckpt.wait()
-        ckpt.close()
-        if hasattr(loader, "close"):
-            loader.close()
+        close_run(bar, writer, ckpt, loader)
     summary.update(step=step, last_eval=meta["last_eval"], best_eval=meta["best_eval"], best_step=meta["best_step"])
     return summary
 
