@@ -67,12 +67,3 @@ def apply_override(config: ml_collections.ConfigDict, item: str, source: str = "
     except TypeError as e:
         raise ConfigError(f"config field {key!r}: cannot set {raw!r} ({e})") from e
 
-
-def get_field(config: ml_collections.ConfigDict, key: str, source: str = "config"):
-    """Reads `a.b.c` from a config, with a one-line error naming an unknown field."""
-    node = config
-    for part in key.split("."):
-        if not isinstance(node, (ml_collections.ConfigDict, dict)) or part not in node:
-            raise ConfigError(f"unknown config field {key!r} in {source}")
-        node = node[part]
-    return node

@@ -275,6 +275,14 @@ def load_speech(path) -> np.ndarray:
 _MFCC_MARGIN_STEPS = 3  # MFCC steps at a segment's start that see its cut (pre-emphasis, padding)
 
 
+def cut_windows(mfcc: np.ndarray, step0: int, steps: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Windows [F, 12, 35] from the MFCC [12, T] of a segment whose column 0 is global
+    step `step0`; `steps` [F, 35] are global steps, and invalid ones (outside the clip) are silence."""
+    local = np.clip(steps - step0, 0, mfcc.shape[1] - 1)
+    win = np.where(valid[None], mfcc[:, local], np.float32(0.0))
+    return np.ascontiguousarray(win.transpose(1, 0, 2))
+
+
 def iter_audio_windows(wav: np.ndarray, num_frames: Optional[int] = None,
                        chunk_frames: int = 1024) -> Iterator[np.ndarray]:
     """MFCC windows of 16 kHz mono audio, `chunk_frames` video frames at a time: [<=chunk, 12, 35].
@@ -302,15 +310,7 @@ def iter_audio_windows(wav: np.ndarray, num_frames: Optional[int] = None,
         lo, hi = int(idx[valid].min()), int(idx[valid].max())
         step0 = max(0, lo - _MFCC_MARGIN_STEPS)
         a, b = step0 * hop, min(n, (hi + _MFCC_MARGIN_STEPS) * hop + 201)
-        mfcc = audio_lib.compute_mfcc(wav[a:b])
-        local = np.clip(idx - step0, 0, mfcc.shape[1] - 1)
-        win = np.where(valid[None], mfcc[:, local], np.float32(0.0))
-        yield np.ascontiguousarray(win.transpose(1, 0, 2))
-
-
-def windows_for_audio(wav: np.ndarray, num_frames: Optional[int] = None) -> np.ndarray:
-    """MFCC windows [F, 12, 35] for 16 kHz mono audio, F = round(duration * 25) by default."""
-    return audio_lib.audio_windows(wav, num_frames)
+        yield cut_windows(audio_lib.compute_mfcc(wav[a:b]), step0, idx, valid)
 
 
 # ---------------------------------------------------------------- stills
@@ -548,7 +548,6 @@ class StreamingSession:
 
     LOOKAHEAD_SAMPLES = 2921  # frame k needs 640 k + this many samples
 
-    _MARGIN_STEPS = 3  # steps at a segment's start whose window touches its zero padding
 
     def __init__(self, generator: FrameGenerator, identity, sample_rate: int = audio_lib.SAMPLE_RATE):
         if sample_rate != audio_lib.SAMPLE_RATE:
@@ -569,19 +568,14 @@ class StreamingSession:
         """MFCC windows of frames first..last-1 from the buffered segment."""
         mfcc = audio_lib.compute_mfcc(self._buffer)
         step0 = self._offset // 160
-        centres = audio_lib.frame_centre_steps(last)[first:]
         half = audio_lib.WINDOW_STEPS // 2
-        idx = centres[:, None] + np.arange(-half, half + 1)[None] - step0  # segment-local steps
-        total_steps = step0 + mfcc.shape[1] if final else None
-        glob = idx + step0
-        valid = glob >= 0
+        steps = audio_lib.frame_centre_steps(last)[first:, None] + np.arange(-half, half + 1)[None]  # global
+        valid = steps >= 0
         if final:
-            valid &= glob < total_steps
-        if self._offset > 0 and (idx[valid] < self._MARGIN_STEPS).any():
+            valid &= steps < step0 + mfcc.shape[1]
+        if self._offset > 0 and (steps[valid] - step0 < _MFCC_MARGIN_STEPS).any():
             raise AssertionError("streaming buffer trimmed too far")  # internal invariant
-        win = mfcc[:, np.clip(idx, 0, mfcc.shape[1] - 1)]
-        win = np.where(valid[None], win, 0.0).astype(np.float32)
-        return win.transpose(1, 0, 2)
+        return cut_windows(mfcc, step0, steps, valid)
 
     def _emit(self, last: int, final: bool) -> np.ndarray:
         if last <= self._next_frame:
@@ -592,7 +586,7 @@ class StreamingSession:
         self._next_frame = last
         # Keep audio from a step boundary a margin before the next frame's window.
         first_step = int(audio_lib.frame_centre_steps(last + 1)[-1]) - audio_lib.WINDOW_STEPS // 2
-        keep_from = max(0, (first_step - self._MARGIN_STEPS) * 160)
+        keep_from = max(0, (first_step - _MFCC_MARGIN_STEPS) * 160)
         if keep_from > self._offset:
             self._buffer = self._buffer[keep_from - self._offset:]
             self._offset = keep_from
@@ -615,5 +609,5 @@ class StreamingSession:
 
 
 __all__: Sequence[str] = ["FrameGenerator", "StreamingSession", "Stills", "GenerateResult", "generate_video",
-                           "face_mask", "iter_audio_windows", "load_speech", "paste_face", "register_stills", "still_frames",
-                           "to_crop_size", "windows_for_audio"]
+                           "cut_windows", "face_mask", "iter_audio_windows", "load_speech", "paste_face", "register_stills", "still_frames",
+                           "to_crop_size"]
