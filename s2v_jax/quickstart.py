@@ -12,7 +12,6 @@ import os
 import time
 from typing import Any, Dict, List, Optional
 
-import numpy as np
 
 from s2v_jax.config_utils import load_config
 
@@ -45,6 +44,7 @@ def run_quickstart(workdir: str, config_path: str = QUICKSTART_CONFIG, overrides
     """Runs every stage into `workdir`; returns (and writes) `workdir/quickstart.json`."""
     from s2v_jax import input_pipeline, train
     from s2v_jax.evaluation.evaluate import evaluate_checkpoint
+    from s2v_jax.evaluation.report import to_json_safe
     from s2v_jax.inference import generate_video
 
     t0 = time.time()
@@ -81,23 +81,13 @@ def run_quickstart(workdir: str, config_path: str = QUICKSTART_CONFIG, overrides
     rows = report["rows"]
     result = {
         "workdir": workdir, "demo_video": demo, "report": os.path.join(report_dir, "index.html"),
-        "train": _jsonable(train_summary), "summary": rows, "timings_s": timings,
+        "train": train_summary, "summary": rows, "timings_s": timings,
         "total_minutes": (time.time() - t0) / 60.0,
     }
     with open(os.path.join(workdir, "quickstart.json"), "w") as f:
-        json.dump(result, f, indent=2, default=_jsonable)
+        json.dump(to_json_safe(result), f, indent=2, default=str)
     _say(format_result(result))
     return result
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    return x if isinstance(x, (str, int, float, bool, type(None))) else str(x)
 
 
 def format_result(result: Dict[str, Any]) -> str:
