@@ -229,17 +229,44 @@ def test_wrong_identity_channels_is_a_clear_error():
 
 @pytest.mark.parametrize("decoder", ["transposed", "bilinear"])
 def test_identity_residual_starts_from_the_still(decoder):
-    """With the decoder's last layer zeroed, the residual model returns the first still."""
+    """The residual model's output conv starts at zero, so at initialisation it
+    returns the first still (the plain model does not)."""
     model = Speech2Vid(decoder=decoder, skips=("B", "C"), width=0.125, identity_residual=True)
     mfcc, identity = _inputs(batch=2)
     identity = jnp.clip(identity, 0.01, 0.99)
     variables = model.init(KEY, mfcc, identity)
-    params = jax.tree_util.tree_map(lambda x: x, variables["params"])
-    params["image_decoder"]["out"] = jax.tree_util.tree_map(jnp.zeros_like, params["image_decoder"]["out"])
-    out = model.apply({**variables, "params": params}, mfcc, identity)
+    assert not np.any(np.asarray(variables["params"]["image_decoder"]["out"]["kernel"]))
+    plain = Speech2Vid(decoder=decoder, skips=("B", "C"), width=0.125)
+    assert np.any(np.asarray(plain.init(KEY, mfcc, identity)["params"]["image_decoder"]["out"]["kernel"]))
+    out = model.apply(variables, mfcc, identity)
     still = identity[..., :3]
     if out.shape[1] != 112:
         still = jax.image.resize(still, (2, out.shape[1], out.shape[2], 3), "linear")
     np.testing.assert_allclose(out, still, atol=1e-5)
     cached = model.apply(variables, identity[:1], method=Speech2Vid.encode_identity)
     assert cached["still"].shape == (1, 112, 112, 3)
+
+
+@pytest.mark.parametrize("decoder", ["transposed", "bilinear"])
+def test_decoder_init_carries_the_audio_to_the_last_layer(decoder):
+    """He initialisation with the transposed-conv fan-in correction keeps the
+    audio code alive through the decoder at initialisation: changing only the
+    audio must change the last hidden layer by a sizeable fraction of its
+    spread. (Flax's default LeCun init without the correction shrank it about
+    3000-fold, to 0.4% of the spread, so the identity skips drowned the audio
+    and training never learned the mouth.)"""
+    model = Speech2Vid(decoder=decoder, skips=("B", "C"), width=0.125)
+    k1, k2 = jax.random.split(jax.random.PRNGKey(3))
+    identity = jax.random.uniform(k1, (8, 112, 112, 3))
+    mfcc_a = 8.0 * jax.random.normal(k2, (8, 12, 35, 1))  # the spread of real MFCCs
+    mfcc_b = jnp.roll(mfcc_a, 1, axis=0)  # same stills, other speech
+    variables = model.init(KEY, mfcc_a, identity)
+    last = "conv112" if decoder == "transposed" else "conv109b"
+
+    def hidden(mfcc):
+        _, state = model.apply(variables, mfcc, identity, capture_intermediates=True, mutable=["intermediates"])
+        return np.asarray(state["intermediates"]["image_decoder"][last]["__call__"][0])
+
+    a, b = hidden(mfcc_a), hidden(mfcc_b)
+    assert a.std() > 0.1
+    assert np.abs(a - b).mean() > 0.05 * a.std()

@@ -26,6 +26,24 @@ def _check_skips(skips: Sequence[str]):
         raise ValueError(f"unknown skip(s) {bad}; choose from {SKIP_NAMES}")
 
 
+def _he(taps_per_output: float = 1.0, kernel_area: float = 1.0) -> Dict[str, Any]:
+    """He (fan-in, gain 2) initialiser for a ReLU layer, as MatConvNet's default
+    ('xavierimproved') that the paper used. Flax counts a transposed conv's fan-in
+    as the whole kernel, but each output of a stride-s layer only sees about
+    1/s^2 of it (one tap per input channel for the 1x1 -> 6x6 layer), so the
+    scale is corrected by kernel_area / taps_per_output. Without the correction
+    the audio code reaching the 112x112 layers shrinks about 3000-fold at
+    initialisation and the identity skips drown it."""
+    return {"kernel_init": nn.initializers.variance_scaling(2.0 * kernel_area / taps_per_output, "fan_in",
+                                                            "truncated_normal")}
+
+
+def _out_init(zero: bool) -> Dict[str, Any]:
+    """Initialiser of the output conv: zeros when asked, so that the logits
+    start at exactly 0 (the still itself, for an identity-residual generator)."""
+    return {"kernel_init": nn.initializers.zeros} if zero else {}
+
+
 def _concat_skip(x, skips: Dict[str, jnp.ndarray], name: str, enabled: Sequence[str]):
     """Concatenates the identity activation `name` onto `x` if that skip is enabled.
 
@@ -48,6 +66,7 @@ class TransposedDecoder(nn.Module):
     skips: Sequence[str] = ("B", "C")
     width: float = 1.0
     dtype: Any = jnp.float32
+    zero_init_output: bool = False  # start the output conv at zero (identity-residual models start at the still)
 
     @nn.compact
     def __call__(self, z, skips: Dict[str, jnp.ndarray]):
@@ -56,18 +75,19 @@ class TransposedDecoder(nn.Module):
         kw = dict(dtype=self.dtype, param_dtype=jnp.float32)
         same = ((1, 1), (1, 1))
         x = z.astype(self.dtype)[:, None, None, :]
-        x = nn.relu(nn.Conv(w(128), (1, 1), name="fc", **kw)(x))
-        x = nn.relu(nn.ConvTranspose(w(512), (6, 6), padding="VALID", name="up6", **kw)(x))
-        x = nn.relu(nn.ConvTranspose(w(256), (4, 4), (2, 2), padding="SAME", name="up12", **kw)(x))
+        x = nn.relu(nn.Conv(w(128), (1, 1), name="fc", **_he(), **kw)(x))
+        x = nn.relu(nn.ConvTranspose(w(512), (6, 6), padding="VALID", name="up6", **_he(1, 36), **kw)(x))
+        x = nn.relu(nn.ConvTranspose(w(256), (4, 4), (2, 2), padding="SAME", name="up12", **_he(4, 16), **kw)(x))
         x = _concat_skip(x, skips, "C", self.skips)
-        x = nn.relu(nn.ConvTranspose(w(256), (4, 4), (2, 2), padding="VALID", name="up26", **kw)(x))
-        x = nn.relu(nn.Conv(w(96), (3, 3), padding=same, name="conv26", **kw)(x))
+        x = nn.relu(nn.ConvTranspose(w(256), (4, 4), (2, 2), padding="VALID", name="up26", **_he(4, 16), **kw)(x))
+        x = nn.relu(nn.Conv(w(96), (3, 3), padding=same, name="conv26", **_he(), **kw)(x))
         x = _concat_skip(x, skips, "B", self.skips)
-        x = nn.relu(nn.ConvTranspose(w(96), (3, 3), (2, 2), padding="VALID", name="up53", **kw)(x))
+        x = nn.relu(nn.ConvTranspose(w(96), (3, 3), (2, 2), padding="VALID", name="up53", **_he(2.25, 9), **kw)(x))
         x = _concat_skip(x, skips, "A", self.skips)
-        x = nn.relu(nn.ConvTranspose(w(64), (8, 8), (2, 2), padding="VALID", name="up112", **kw)(x))
-        x = nn.relu(nn.Conv(w(32), (3, 3), padding=same, name="conv112", **kw)(x))
-        return nn.Conv(3, (3, 3), padding=same, name="out", **kw)(x).astype(jnp.float32)
+        x = nn.relu(nn.ConvTranspose(w(64), (8, 8), (2, 2), padding="VALID", name="up112", **_he(16, 64), **kw)(x))
+        x = nn.relu(nn.Conv(w(32), (3, 3), padding=same, name="conv112", **_he(), **kw)(x))
+        out = nn.Conv(3, (3, 3), padding=same, name="out", **_out_init(self.zero_init_output), **kw)
+        return out(x).astype(jnp.float32)
 
 
 class BilinearDecoder(nn.Module):
@@ -80,6 +100,7 @@ class BilinearDecoder(nn.Module):
     width: float = 1.0
     dtype: Any = jnp.float32
     output_size: int = 109
+    zero_init_output: bool = False  # start the output conv at zero (identity-residual models start at the still)
 
     @nn.compact
     def __call__(self, z, skips: Dict[str, jnp.ndarray]):
@@ -88,17 +109,18 @@ class BilinearDecoder(nn.Module):
         kw = dict(dtype=self.dtype, param_dtype=jnp.float32, padding=((1, 1), (1, 1)))
         up = lambda x, n: resize_bilinear_align_corners(x, (n, n))  # noqa: E731
         x = z.astype(self.dtype)[:, None, None, :]
-        x = nn.relu(nn.Conv(w(128), (1, 1), dtype=self.dtype, param_dtype=jnp.float32, name="fc")(x))
-        x = nn.relu(nn.Conv(w(256), (3, 3), name="conv3", **kw)(up(x, 3)))
-        x = nn.relu(nn.Conv(w(512), (3, 3), name="conv6", **kw)(up(x, 6)))
-        x = nn.relu(nn.Conv(w(256), (3, 3), name="conv12", **kw)(up(x, 12)))
+        he = _he()
+        x = nn.relu(nn.Conv(w(128), (1, 1), dtype=self.dtype, param_dtype=jnp.float32, name="fc", **he)(x))
+        x = nn.relu(nn.Conv(w(256), (3, 3), name="conv3", **he, **kw)(up(x, 3)))
+        x = nn.relu(nn.Conv(w(512), (3, 3), name="conv6", **he, **kw)(up(x, 6)))
+        x = nn.relu(nn.Conv(w(256), (3, 3), name="conv12", **he, **kw)(up(x, 12)))
         x = _concat_skip(x, skips, "C", self.skips)
-        x = nn.relu(nn.Conv(w(256), (3, 3), name="conv26a", **kw)(up(x, 26)))
-        x = nn.relu(nn.Conv(w(96), (3, 3), name="conv26b", **kw)(x))
+        x = nn.relu(nn.Conv(w(256), (3, 3), name="conv26a", **he, **kw)(up(x, 26)))
+        x = nn.relu(nn.Conv(w(96), (3, 3), name="conv26b", **he, **kw)(x))
         x = _concat_skip(x, skips, "B", self.skips)
-        x = nn.relu(nn.Conv(w(96), (3, 3), name="conv53", **kw)(up(x, 53)))
+        x = nn.relu(nn.Conv(w(96), (3, 3), name="conv53", **he, **kw)(up(x, 53)))
         x = _concat_skip(x, skips, "A", self.skips)
         n = self.output_size
-        x = nn.relu(nn.Conv(w(64), (3, 3), name="conv109a", **kw)(up(x, n)))
-        x = nn.relu(nn.Conv(w(32), (3, 3), name="conv109b", **kw)(x))
-        return nn.Conv(3, (3, 3), name="out", **kw)(x).astype(jnp.float32)
+        x = nn.relu(nn.Conv(w(64), (3, 3), name="conv109a", **he, **kw)(up(x, n)))
+        x = nn.relu(nn.Conv(w(32), (3, 3), name="conv109b", **he, **kw)(x))
+        return nn.Conv(3, (3, 3), name="out", **_out_init(self.zero_init_output), **kw)(x).astype(jnp.float32)

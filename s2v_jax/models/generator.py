@@ -44,9 +44,11 @@ class Speech2Vid(nn.Module):
         self.audio_encoder = AudioEncoder(**common)
         self.identity_encoder = IdentityEncoder(**common)
         if self.decoder == "transposed":
-            self.image_decoder = TransposedDecoder(skips=tuple(self.skips), width=self.width, dtype=self.dtype)
+            self.image_decoder = TransposedDecoder(skips=tuple(self.skips), width=self.width, dtype=self.dtype,
+                                                   zero_init_output=self.identity_residual)
         elif self.decoder == "bilinear":
-            self.image_decoder = BilinearDecoder(skips=tuple(self.skips), width=self.width, dtype=self.dtype)
+            self.image_decoder = BilinearDecoder(skips=tuple(self.skips), width=self.width, dtype=self.dtype,
+                                                 zero_init_output=self.identity_residual)
         else:
             raise ValueError(f"model.decoder must be 'transposed' or 'bilinear', not {self.decoder!r}")
 
