@@ -39,13 +39,16 @@ class SyntheticConfig(tfds.core.BuilderConfig):
 class SyntheticTalkingFaces(tfds.core.GeneratorBasedBuilder):
     """Synthetic talking faces with exact mouth ground truth, by corpus size."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "First release.",
+                     "1.1.0": "small: 48 clips of 24 speakers, 4 of them held out (was 40 clips, 8 speakers, 1)."}
     BUILDER_CONFIGS = [
         SyntheticConfig(name="tiny", num_clips=6, num_speakers=3, clip_seconds=(1.6, 2.4),
                         description="6 clips, 3 speakers: for tests (seconds to build)"),
-        SyntheticConfig(name="small", num_clips=40, num_speakers=8, clip_seconds=(2.0, 4.0),
-                        description="40 clips, 8 speakers: the tiny training config (1-2 min on 2 cores)"),
+        SyntheticConfig(name="small", num_clips=48, num_speakers=24, clip_seconds=(2.0, 4.0),
+                        validation_fraction=0.17,
+                        description="48 clips, 24 speakers (4 held out): the tiny training config "
+                                    "(1-2 min on 2 cores)"),
         SyntheticConfig(name="medium", num_clips=400, num_speakers=40, clip_seconds=(2.0, 6.0),
                         description="400 clips, 40 speakers (~15 min on 2 cores)"),
     ]
