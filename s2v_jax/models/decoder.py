@@ -6,7 +6,8 @@ Two layouts, chosen by `config.model.decoder`:
 - `bilinear` (the released v201): x2 bilinear up-sampling with aligned corners
   followed by 3x3 convs, skips A, B and C, output 109x109x3.
 Neither uses BatchNorm (v201 has none in its decoder); ReLU after every layer
-but the last. Decoders return pre-sigmoid logits; the generator applies the
+but the last, He-initialised with the transposed-conv fan-in corrected (`_he`)
+so that the audio code still reaches the full-resolution layers. Decoders return pre-sigmoid logits; the generator applies the
 sigmoid (optionally on top of the still's own logits, see `identity_residual`).
 """
 
