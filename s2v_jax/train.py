@@ -194,9 +194,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                                                    process_index=process_index, process_count=process_count)
                 val = evaluate(p_eval, state, eval_batches, dp)
                 writer.write_scalars(step, {f"val/{k}": v for k, v in val.items()})
-                logging.info("step %d: val L1 %.4f PSNR %.2f SSIM %.3f (%s baseline: L1 %.4f PSNR %.2f SSIM %.3f)",
-                             step, val["l1"], val["psnr"], val["ssim"], prefix, val[f"{prefix}_l1"],
-                             val[f"{prefix}_psnr"], val[f"{prefix}_ssim"])
+                logging.info("step %d: val L1 %.4f PSNR %.2f SSIM %.3f (%s baseline: L1 %.4f PSNR %.2f SSIM %.3f; "
+                             "output to baseline L1 %.4f)", step, val["l1"], val["psnr"], val["ssim"], prefix,
+                             val[f"{prefix}_l1"], val[f"{prefix}_psnr"], val[f"{prefix}_ssim"],
+                             val[f"l1_to_{prefix}"])
                 meta["last_eval"] = val
                 if meta["best_l1"] is None or val["l1"] < meta["best_l1"]:
                     meta.update(best_l1=val["l1"], best_step=step, best_eval=val, evals_without_improvement=0)

@@ -245,9 +245,11 @@ def eval_step(state: TrainState, batch: Batch, *, task: str = "speech2vid", seed
               blur_sigma=DEFAULT_BLUR_SIGMA, axis_name: Optional[str] = None) -> Dict[str, jnp.ndarray]:
     """Sums over the batch of L1, PSNR, SSIM for the model and its baseline, plus 'count'.
 
-    Keys: 'l1', 'psnr', 'ssim', '<baseline>_l1', ... and 'count' (examples);
-    divide by the summed count after the last batch. Summed over the pmap axis.
-    The deblur eval blur is a fixed function of the example's position.
+    Keys: 'l1', 'psnr', 'ssim', '<baseline>_l1', ..., 'l1_to_<baseline>' (how far
+    the output is from the baseline itself: near 0 means the model just copies
+    the still, whatever its L1 to the target) and 'count' (examples); divide by
+    the summed count after the last batch. Summed over the pmap axis. The
+    deblur eval blur is a fixed function of the example's position.
     """
     key = jax.random.fold_in(jax.random.PRNGKey(seed), _EVAL_STREAM)
     pred, target, baseline, _ = _forward(state, state.params, batch, task=task, train=False, key=key,
@@ -255,6 +257,7 @@ def eval_step(state: TrainState, batch: Batch, *, task: str = "speech2vid", seed
     out = {k: v.sum() for k, v in metrics_lib.image_metrics(pred, target).items()}
     prefix = baseline_name(task)
     out.update({f"{prefix}_{k}": v.sum() for k, v in metrics_lib.image_metrics(baseline, target).items()})
+    out[f"l1_to_{prefix}"] = jnp.abs(pred - baseline).mean(axis=(1, 2, 3)).sum()
     out["count"] = jnp.asarray(pred.shape[0], jnp.float32)
     if axis_name is not None:
         out = jax.lax.psum(out, axis_name)

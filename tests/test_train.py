@@ -159,7 +159,7 @@ def test_loss_falls_and_outputs_appear(report):
     assert a["config_json"] and a["tensorboard"]
     assert [r["step"] for r in a["val_rows"]] == [4, 8]
     for row in a["val_rows"]:
-        for k in ("l1", "psnr", "ssim", "static_l1", "static_psnr", "static_ssim"):
+        for k in ("l1", "psnr", "ssim", "static_l1", "static_psnr", "static_ssim", "l1_to_static"):
             assert np.isfinite(row[f"val/{k}"]), (k, row)
     assert a["summary"]["best_eval"]["l1"] == min(r["val/l1"] for r in a["val_rows"])
 
@@ -179,7 +179,7 @@ def test_deblur_net_trains_through_the_same_loop(report):
     e = report["E"]
     assert e["summary"]["step"] == 3 and e["model"] == "deblur" and e["keys"] == ["params"]
     val = e["summary"]["last_eval"]
-    assert {"l1", "psnr", "ssim", "blurred_l1", "blurred_psnr", "blurred_ssim"} == set(val)
+    assert {"l1", "psnr", "ssim", "blurred_l1", "blurred_psnr", "blurred_ssim", "l1_to_blurred"} == set(val)
     assert all(np.isfinite(v) for v in val.values())
 
 
