@@ -7,8 +7,9 @@ Two layouts, chosen by `config.model.decoder`:
   followed by 3x3 convs, skips A, B and C, output 109x109x3.
 Neither uses BatchNorm (v201 has none in its decoder); ReLU after every layer
 but the last, He-initialised with the transposed-conv fan-in corrected (`_he`)
-so that the audio code still reaches the full-resolution layers. Decoders return pre-sigmoid logits; the generator applies the
-sigmoid (optionally on top of the still's own logits, see `identity_residual`).
+so that the audio code still reaches the full-resolution layers. Decoders
+return pre-sigmoid logits; the generator applies the sigmoid (optionally on
+top of the still's own logits, see `identity_residual`).
 """
 
 from typing import Any, Dict, Sequence

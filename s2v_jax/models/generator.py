@@ -43,14 +43,11 @@ class Speech2Vid(nn.Module):
                       bn_epsilon=self.bn_epsilon, axis_name=self.axis_name)
         self.audio_encoder = AudioEncoder(**common)
         self.identity_encoder = IdentityEncoder(**common)
-        if self.decoder == "transposed":
-            self.image_decoder = TransposedDecoder(skips=tuple(self.skips), width=self.width, dtype=self.dtype,
-                                                   zero_init_output=self.identity_residual)
-        elif self.decoder == "bilinear":
-            self.image_decoder = BilinearDecoder(skips=tuple(self.skips), width=self.width, dtype=self.dtype,
-                                                 zero_init_output=self.identity_residual)
-        else:
+        decoders = {"transposed": TransposedDecoder, "bilinear": BilinearDecoder}
+        if self.decoder not in decoders:
             raise ValueError(f"model.decoder must be 'transposed' or 'bilinear', not {self.decoder!r}")
+        self.image_decoder = decoders[self.decoder](skips=tuple(self.skips), width=self.width, dtype=self.dtype,
+                                                    zero_init_output=self.identity_residual)
 
     def encode_identity(self, identity, train: bool = False) -> IdentityFeatures:
         """`[B, 112, 112, 3k]` -> {"embedding": [B, 256], plus the skip maps the decoder uses}."""
