@@ -34,13 +34,14 @@ def get_config() -> ml_collections.ConfigDict:
     config.train = t = ml_collections.ConfigDict()
     t.batch_size = 64               # global batch, split evenly over all devices
     t.num_steps = 200_000           # training steps (paper: at most 20 epochs)
-    t.optimizer = "sgd"             # Optax optimizer: SGD with momentum, as the paper
+    t.optimizer = "sgd"             # Optax optimizer: 'sgd' with momentum (paper) or 'adam' (not the paper)
     t.learning_rate = 1e-5          # paper's fixed rate for MatConvNet's summed L1; see configs/tiny.py for a tuned mean-L1 rate
     t.momentum = 0.9                # SGD momentum
     t.nesterov = False              # Nesterov momentum
     t.weight_decay = 5e-4           # L2 weight decay added to the gradient (0 disables)
     t.schedule = "constant"         # learning-rate schedule: 'constant' (paper) or 'cosine'
     t.warmup_steps = 0              # linear warm-up steps before the schedule
+    t.mse_warmup_steps = 0          # first steps on squared error, then L1 (0 = the paper's L1 throughout)
     t.parallel = "pmap"             # data parallelism: 'pmap' (per-device step) or 'mesh' (jit + NamedSharding)
     t.seed = 0                      # parameter initialisation seed
     t.log_every = 100               # steps between metric logs (host syncs happen only here)

@@ -73,9 +73,40 @@ def test_sgd_momentum_by_hand(nesterov, expected):
     np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
-def test_only_sgd_is_accepted():
+def test_optimizer_choice():
     with pytest.raises(ConfigError, match="sgd"):
-        ts.create_optimizer(_config("tiny.py", "train.optimizer='adam'"), optax.constant_schedule(0.1))
+        ts.create_optimizer(_config("tiny.py", "train.optimizer='rmsprop'"), optax.constant_schedule(0.1))
+    # Adam's first step is -lr * g / |g| whatever the gradient's scale (SGD's would be -lr * g)
+    cfg = _config("tiny.py", "train.optimizer='adam'", "train.weight_decay=0.0")
+    tx = ts.create_optimizer(cfg, optax.constant_schedule(0.1))
+    params = {"a": jnp.zeros(()), "b": jnp.zeros(())}
+    updates, _ = tx.update({"a": jnp.ones(()), "b": jnp.full((), -4.0)}, tx.init(params), params)
+    np.testing.assert_allclose([updates["a"], updates["b"]], [-0.1, 0.1], rtol=1e-5)
+
+
+def _offset_model_state():
+    """A model whose output is 0.5 + w everywhere (one parameter), learning rate 0."""
+    def apply_fn(variables, mfcc, identity, train=False, mutable=False):
+        out = jnp.full((mfcc.shape[0], 112, 112, 3), 0.5) + variables["params"]["w"]
+        return (out, {"batch_stats": {}}) if mutable else out
+
+    return ts.TrainState.create(apply_fn=apply_fn, params={"w": jnp.zeros(())}, tx=optax.sgd(0.0), batch_stats={})
+
+
+def test_mse_warmup_then_l1():
+    b = 2
+    batch = {"mfcc": np.zeros((b, 12, 35, 1), np.float32),
+             "identity": np.full((b, 112, 112, 3), 102, np.uint8),
+             "target": np.full((b, 112, 112, 3), 153, np.uint8)}   # 0.6: error 0.1 everywhere
+    step = jax.jit(functools.partial(ts.train_step, mse_warmup_steps=2))
+    state, got = _offset_model_state(), []
+    for _ in range(3):
+        state, m = step(state, batch)
+        got.append((float(m["loss"]), float(m["grad_norm"])))
+    # steps 0, 1: squared error 0.01, d/dw = 2 * (-0.1); step 2: L1 0.1, d/dw = -1
+    np.testing.assert_allclose(got, [(0.01, 0.2), (0.01, 0.2), (0.1, 1.0)], rtol=1e-4)
+    with pytest.raises(ConfigError, match="mse_warmup_steps"):
+        ts.make_train_step(_config("tiny.py", "train.mse_warmup_steps=-1"))
 
 
 # ---------------------------------------------------------------- on-device data preparation
