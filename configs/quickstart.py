@@ -1,5 +1,5 @@
 """The `s2v quickstart` tour: the tiny model on the synthetic corpus, sized to
-finish (corpus, dataset, training, demo, report) in about 15 minutes on 2 CPU
+finish (corpus, dataset, training, demo, report) in 10-12 minutes on 2 CPU
 cores.
 
 Three departures from the paper, each because a few CPU minutes are not the
@@ -27,7 +27,7 @@ def get_config():
     config.train.schedule = "cosine"       # decays to 0: L1's constant-size gradient keeps a fixed rate hopping
     config.train.weight_decay = 0.0        # none: a few hundred steps do not overfit
     config.train.mse_warmup_steps = 300    # squared error first, then L1
-    config.train.num_steps = 900           # ~10 minutes of a 2-core CPU
+    config.train.num_steps = 900           # ~8 minutes of a 2-core CPU
     config.train.eval_every = 150          # validation (model vs static baseline) every 150 steps
     config.train.checkpoint_every = 150    # periodic checkpoints (resume points)
     config.train.eval_batches = 16         # 256 validation samples (4 held-out speakers)
