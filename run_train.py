@@ -37,10 +37,11 @@ def main(argv):
         print(f"run_train: error: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(2)
     try:
-        from s2v_jax import parallel
+        from s2v_jax.train import parallel
         parallel.initialize_distributed()  # before anything touches a device
 
         import jax
+
         from s2v_jax.train import train_and_evaluate
 
         logging.info("JAX %s: process %d of %d, %d local / %d global devices (%s)", jax.__version__,

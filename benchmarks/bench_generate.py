@@ -34,7 +34,7 @@ def bench_jax(config_path, batch, dtype, iters):
     import jax.numpy as jnp
 
     from s2v_jax.config_utils import load_config
-    from s2v_jax.inference import FrameGenerator
+    from s2v_jax.inference.generator import FrameGenerator
     from s2v_jax.models import build_model, input_shapes
 
     config = load_config(config_path)
@@ -54,7 +54,6 @@ def bench_jax(config_path, batch, dtype, iters):
 
 def bench_torch(batch, dtype, iters):
     import torch
-
     from torch_v201 import V201
 
     torch.manual_seed(0)

@@ -36,12 +36,12 @@ def _machine():
     return {"machine": f"{platform.machine()} {os.cpu_count()} cores", "python": platform.python_version()}
 
 
-def _random_generator(config_path, overrides, batch, dtype, fast_transposed=None):
+def _random_generator(config_path, overrides, batch, dtype, conv_transpose=None):
     import jax
     import jax.numpy as jnp
 
     from s2v_jax.config_utils import load_config
-    from s2v_jax.inference import FrameGenerator
+    from s2v_jax.inference.generator import FrameGenerator
     from s2v_jax.models import build_model, input_shapes
 
     config = load_config(os.path.join(REPO, config_path), overrides)
@@ -49,7 +49,7 @@ def _random_generator(config_path, overrides, batch, dtype, fast_transposed=None
     shapes = input_shapes(config)
     variables = jax.jit(model.init)(jax.random.PRNGKey(0), jnp.zeros((1,) + shapes["mfcc"]),
                                     jnp.zeros((1,) + shapes["identity"]))
-    return config, FrameGenerator(config, variables, batch_size=batch, dtype=dtype, fast_transposed=fast_transposed)
+    return config, FrameGenerator(config, variables, batch_size=batch, dtype=dtype, conv_transpose=conv_transpose)
 
 
 def sgemm_gflops(n: int = 2048, iters: int = 5) -> float:
@@ -69,12 +69,14 @@ def sgemm_gflops(n: int = 2048, iters: int = 5) -> float:
 def bench_speed(args):
     import jax
 
-    from s2v_jax import audio
-    from s2v_jax.inference import load_speech, register_stills, still_frames
+    from s2v_jax.inference.generate import still_frames
+    from s2v_jax.inference.stills import register_stills
+    from s2v_jax.media import audio
+    from s2v_jax.media.speech import load_speech
     from s2v_jax.summary import model_summary
 
     config, gen = _random_generator(args.config, args.override, args.batch, args.dtype,
-                                    False if args.plain_tconv else None)
+                                    "lax" if args.plain_tconv else None)
     gflops = model_summary(config)["gflops_per_frame_identity_cached"]
     stills = register_stills([os.path.join(REAL, "stills", "portrait_c.png")], gen.num_identity_images)
     wav = load_speech(os.path.join(REAL, "audio", "en_commentary_60s.wav"))
@@ -91,7 +93,7 @@ def bench_speed(args):
         fps = count / sec
         rows.append({"bench": "speed", **_machine(), "backend": jax.default_backend(), "config": args.config,
                      "overrides": args.override, "dtype": args.dtype or config.model.dtype, "batch": args.batch,
-                     "phase_tconv": gen.fast_transposed,
+                     "conv_transpose": gen.model.conv_transpose.__name__,
                      "mode": mode, "frames": count, "seconds": round(sec, 2), "frames_per_s": round(fps, 2),
                      "realtime_factor": round(fps / 25.0, 3), "gflops_per_frame": round(gflops, 3),
                      "achieved_gflops_per_s": round(gflops * fps, 1) if mode == "generator" else None})
@@ -101,7 +103,7 @@ def bench_speed(args):
 
 
 def _ffmpeg():
-    from s2v_jax.audio import ffmpeg_exe
+    from s2v_jax.media.audio import ffmpeg_exe
     return ffmpeg_exe()
 
 
@@ -109,7 +111,7 @@ def make_long_inputs(out_dir, minutes):
     """A `minutes`-long source video (a real clip looped, stream copy) and speech (a real file tiled)."""
     import soundfile
 
-    from s2v_jax.audio import load_audio
+    from s2v_jax.media.audio import load_audio
 
     seconds = int(minutes * 60)
     clip = os.path.join(REAL, "single_speaker", "anchor_cnn_71s.mp4")
@@ -126,13 +128,14 @@ def write_random_checkpoint(config_path, overrides, workdir):
     """A random-init checkpoint (orbax, the training layout) via a 0-step-equivalent save."""
     import jax
 
-    from s2v_jax import checkpointing
     from s2v_jax.config_utils import load_config
     from s2v_jax.models import build_model
-    from s2v_jax.train_step import create_train_state
+    from s2v_jax.train import checkpointing
+    from s2v_jax.train.state import create_train_state
+    from s2v_jax.train.tasks import get_task
 
     config = load_config(os.path.join(REPO, config_path), overrides)
-    state = create_train_state(config, build_model(config), jax.random.PRNGKey(0))
+    state = create_train_state(config, build_model(config), jax.random.PRNGKey(0), get_task(config))
     ckpt = checkpointing.Checkpointer(workdir)
     ckpt.save(1, state, data_state={}, meta={}, config=config)
     ckpt.wait()

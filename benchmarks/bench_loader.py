@@ -19,8 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from s2v_jax import input_pipeline  # noqa: E402
 from s2v_jax.config_utils import load_config  # noqa: E402
+from s2v_jax.data import input_pipeline  # noqa: E402
 
 
 def emit(**row):

@@ -47,7 +47,9 @@ def _children_cpu() -> float:
 
 def bench_stages(path, frames: int) -> dict:
     """Per-stage CPU ms per frame over one streamed pass (each stage on every frame)."""
-    from s2v_jax import faces, registration, video
+    from s2v_jax import faces
+    from s2v_jax.faces import registration
+    from s2v_jax.media import video
 
     timers = dict.fromkeys(["decode", "shot_histogram", "detect_short_range", "detect_full_range",
                             "landmarks_tracking", "register_warp"], 0.0)
@@ -94,7 +96,7 @@ def bench_stages(path, frames: int) -> dict:
 
 
 def bench_end_to_end(path, frames: int) -> dict:
-    from s2v_jax import preprocess
+    from s2v_jax.data import preprocess
 
     t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
     extractor = preprocess.TrackExtractor(path, max_frames=frames)

@@ -18,7 +18,6 @@ BENCHMARKS.md, "Why the quickstart recipe".
 """
 
 import argparse
-import functools
 import time
 
 import jax
@@ -29,8 +28,8 @@ MOUTH = (slice(60, 80), slice(28, 84))
 
 
 def load_batches(data_dir: str, train_batches: int, val_batches: int):
-    from s2v_jax import input_pipeline
     from s2v_jax.config_utils import load_config
+    from s2v_jax.data import input_pipeline
 
     cfg = load_config("configs/tiny.py", [f"data.data_dir={data_dir}"])
     input_pipeline.ensure_dataset(cfg)
@@ -52,9 +51,11 @@ def main(argv=None):
     p.add_argument("--val-batches", type=int, default=16)
     a = p.parse_args(argv)
 
-    from s2v_jax import train_step as ts
     from s2v_jax.config_utils import load_config
     from s2v_jax.models import build_model
+    from s2v_jax.train import steps
+    from s2v_jax.train.state import create_train_state
+    from s2v_jax.train.tasks import GeneratorTask, get_task
 
     cfg = load_config("configs/tiny.py", ["model.identity_residual=True", f"train.optimizer='{a.optimizer}'",
                                           f"train.learning_rate={a.lr}", "train.nesterov=True",
@@ -65,9 +66,10 @@ def main(argv=None):
             b["mfcc"] = np.broadcast_to(b["gt_mouth_open"][:, None, None, None] * 3 - 0.6,
                                         b["mfcc"].shape).astype(np.float32).copy()
     model = build_model(cfg)
-    state = ts.create_train_state(cfg, model, jax.random.PRNGKey(0))
-    loss_fn = ts.l1_loss if a.loss == "l1" else ts.mse_loss
-    step = jax.jit(functools.partial(ts.make_train_step(cfg), loss_fn=loss_fn))
+    state = create_train_state(cfg, model, jax.random.PRNGKey(0), get_task(cfg))
+    # --loss mse: squared error throughout (an MSE warm-up as long as the run)
+    task = get_task(cfg) if a.loss == "l1" else GeneratorTask(mse_warmup_steps=1 << 30)
+    step = jax.jit(steps.make_train_step(cfg, task))
 
     @jax.jit
     def predict(state, b):

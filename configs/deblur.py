@@ -8,6 +8,7 @@ from configs import default
 
 def get_config():
     config = default.get_config()
+    config.task = "deblur"          # training task: the deblurring net
     config.model = m = ml_collections.ConfigDict()
     m.name = "deblur"               # the deblurring net instead of the generator
     m.features = 64                 # channels of the hidden conv layers

@@ -9,10 +9,12 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
+    config.task = "generator"       # training task (s2v_jax.train.tasks): 'generator', 'deblur' or 'sync'
 
     config.model = m = ml_collections.ConfigDict()
     m.name = "speech2vid"           # model family: 'speech2vid' (generator) or 'deblur'
     m.decoder = "transposed"        # 'transposed' (paper, 112x112) or 'bilinear' (released v201, 109x109)
+    m.conv_transpose = "auto"       # transposed-conv kernel: 'auto' (phase form on CPU, lax elsewhere), 'lax', 'phase'
     m.skips = ("B", "C")            # identity activations concatenated into the decoder: A=conv1, B=pool1, C=conv2
     m.num_identity_images = 1       # 1 still (112x112x3) or 5 stills stacked channel-wise (112x112x15)
     m.width = 1.0                   # channel multiplier for every layer (1.0 = the paper's widths)
@@ -34,11 +36,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.train = t = ml_collections.ConfigDict()
     t.batch_size = 64               # global batch, split evenly over all devices
     t.num_steps = 200_000           # training steps (paper: at most 20 epochs)
-    t.optimizer = "sgd"             # Optax optimizer: 'sgd' with momentum (paper) or 'adam' (not the paper)
+    t.optimizer = "sgd"             # 'sgd' with momentum (paper), 'adam' or 'adamw' (not the paper)
     t.learning_rate = 1e-5          # paper's fixed rate for MatConvNet's summed L1; see configs/tiny.py for a tuned mean-L1 rate
     t.momentum = 0.9                # SGD momentum
     t.nesterov = False              # Nesterov momentum
-    t.weight_decay = 5e-4           # L2 weight decay added to the gradient (0 disables)
+    t.weight_decay = 5e-4           # kernel weight decay: L2 on the gradient (sgd/adam), decoupled (adamw); 0 disables
     t.schedule = "constant"         # learning-rate schedule: 'constant' (paper) or 'cosine'
     t.warmup_steps = 0              # linear warm-up steps before the schedule
     t.mse_warmup_steps = 0          # first steps on squared error, then L1 (0 = the paper's L1 throughout)

@@ -2,7 +2,8 @@
 width for CPU, trained on the synthetic corpus; it scores lip sync (LSE-D,
 LSE-C, AV offset) in `s2v evaluate --sync-expert`.
 
-    s2v train-sync --config configs/syncnet.py --workdir workdirs/syncnet
+    python run_train.py --config configs/syncnet.py --workdir workdirs/syncnet
+    s2v train-sync --config configs/syncnet.py --workdir workdirs/syncnet   # the same, as an alias
     s2v train-sync --config configs/syncnet.py --workdir W data.dataset=registered_faces/lrs2 model.width=1.0
 """
 
@@ -11,6 +12,7 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
+    config.task = "sync"            # training task (s2v_jax.train.tasks): the sync expert
 
     config.model = m = ml_collections.ConfigDict()
     m.name = "syncnet"              # model family (the sync expert)
@@ -39,18 +41,20 @@ def get_config() -> ml_collections.ConfigDict:
     config.train = t = ml_collections.ConfigDict()
     t.batch_size = 32               # global batch of video windows (each gives an in-sync and a shifted pair)
     t.num_steps = 3000              # training steps
-    t.optimizer = "adam"            # 'adam' or 'sgd' (with momentum)
+    t.optimizer = "adam"            # 'sgd' (with momentum), 'adam' or 'adamw' (s2v_jax.train.optimizer)
     t.learning_rate = 1e-3          # peak learning rate
     t.momentum = 0.9                # SGD momentum (unused by adam)
-    t.weight_decay = 0.0            # decoupled weight decay on conv/dense kernels (0 disables)
+    t.weight_decay = 0.0            # kernel weight decay: L2 on the gradient for sgd/adam, decoupled for adamw (0 disables)
+    t.nesterov = False              # Nesterov momentum (sgd only)
     t.schedule = "cosine"           # 'constant' or 'cosine' (to 0 at num_steps)
     t.warmup_steps = 100            # linear warm-up steps
     t.margin = 1.0                  # contrastive margin: shifted pairs are pushed at least this far apart
-    t.parallel = "pmap"             # data parallelism: 'pmap' or 'mesh' (s2v_jax.parallel)
+    t.parallel = "pmap"             # data parallelism: 'pmap' or 'mesh' (s2v_jax.train.parallel)
     t.seed = 0                      # parameter initialisation seed
     t.log_every = 50                # steps between metric logs (host syncs only here)
     t.eval_every = 500              # steps between validations (0 = never)
     t.checkpoint_every = 500        # steps between periodic checkpoints
+    t.early_stopping_patience = 0   # evaluations without improvement before stopping (0 = never)
     t.keep_checkpoints = 2          # periodic checkpoints kept (the best-on-validation one is kept too)
     t.eval_batches = 8              # validation batches per evaluation
     t.progress_bar = True           # tqdm progress bar on process 0

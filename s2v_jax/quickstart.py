@@ -12,7 +12,6 @@ import os
 import time
 from typing import Any, Dict, List, Optional
 
-
 from s2v_jax.config_utils import load_config
 
 QUICKSTART_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -42,10 +41,11 @@ def make_demo_inputs(out_dir: str, seed: int = DEMO_SEED, seconds: float = 4.0):
 def run_quickstart(workdir: str, config_path: str = QUICKSTART_CONFIG, overrides: Optional[List[str]] = None,
                    max_eval_clips: int = 5) -> Dict[str, Any]:
     """Runs every stage into `workdir`; returns (and writes) `workdir/quickstart.json`."""
-    from s2v_jax import input_pipeline, train
+    from s2v_jax import train
+    from s2v_jax.data import input_pipeline
     from s2v_jax.evaluation.evaluate import evaluate_checkpoint
     from s2v_jax.evaluation.report import to_json_safe
-    from s2v_jax.inference import generate_video
+    from s2v_jax.inference.generate import generate_video
 
     t0 = time.time()
     os.makedirs(workdir, exist_ok=True)

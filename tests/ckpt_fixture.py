@@ -101,7 +101,7 @@ def tiny_checkpoints(tmp_path_factory):
 
 def generator(paths, name="gen", batch_size=16, deblur=False):
     """A FrameGenerator of a tiny checkpoint, loaded once per (name, batch size, deblur)."""
-    from s2v_jax.inference import FrameGenerator
+    from s2v_jax.inference.generator import FrameGenerator
 
     key = ("gen", name, batch_size, deblur)
     if key not in _CACHE:
@@ -114,7 +114,7 @@ def cache_loading(monkeypatch):
     """Make FrameGenerator.from_checkpoint return one cached generator per
     (checkpoint, deblur, batch size) for the rest of a test, so CLI tests about
     inputs do not reload and recompile the model on every call."""
-    from s2v_jax.inference import FrameGenerator
+    from s2v_jax.inference.generator import FrameGenerator
 
     original = FrameGenerator.from_checkpoint.__func__
 
@@ -140,8 +140,8 @@ def synthetic_media(tmp_path_factory):
     import cv2
     import soundfile
 
+    from s2v_jax.media.video import write_video
     from s2v_jax.synth import generate_clip
-    from s2v_jax.video import write_video
 
     out = tmp_path_factory.mktemp("media")
     clip = generate_clip(7, num_frames=30, size=192, motion=0.5)

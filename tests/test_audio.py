@@ -1,4 +1,4 @@
-"""Tests for s2v_jax.audio: decoding, MFCC, per-frame windows and their timing.
+"""Tests for s2v_jax.media.audio: decoding, MFCC, per-frame windows and their timing.
 
 The click tests are the guard against the classic off-by-a-few-frames lag: a
 short burst at time t must show up in the window of frame round(25 t), in
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from s2v_jax import audio as A
 from s2v_jax.errors import MediaError
+from s2v_jax.media import audio as A
 
 SR = 16000
 
@@ -147,7 +147,7 @@ def test_errors(tmp_path):
 
 
 def test_video_without_audio_track(tmp_path):
-    from s2v_jax.video import write_video
+    from s2v_jax.media.video import write_video
 
     path = write_video(tmp_path / "mute.mp4", np.zeros((3, 16, 16, 3), np.uint8))
     with pytest.raises(MediaError, match="has no audio track; give a separate --audio file"):
@@ -190,7 +190,7 @@ def test_real_edge_cases(real_data):
 def test_real_lrs2_clip_audio(real_data):
     clip = sorted((real_data / "corpus" / "lrs2").glob("*/*.mp4"))[0]
     wav = A.load_audio(clip)
-    from s2v_jax.video import probe
+    from s2v_jax.media.video import probe
 
     assert abs(len(wav) / SR - probe(clip).duration) < 0.05
     assert A.audio_windows(wav).shape == (A.num_video_frames(len(wav)), 12, 35)

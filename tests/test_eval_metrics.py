@@ -120,7 +120,7 @@ def test_lse_offset_follows_an_audio_shift():
     assert scores["av_offset"] == 5 and scores["lse_d"] == 0.0 and scores["lse_c"] > 1.0
 
 
-# ---------------------------------------------------------------- image quality (s2v_jax.metrics)
+# ---------------------------------------------------------------- image quality (s2v_jax.train.metrics)
 
 def test_image_quality_by_hand():
     real = np.zeros((2, 16, 16, 3), np.uint8)
@@ -148,8 +148,9 @@ def advance(wav, frames):
 @pytest.mark.shared_data
 @pytest.mark.parametrize("clip", REAL_CLIPS)
 def test_landmark_offset_recovers_audio_shift_on_real_clips(real_data, clip):
-    from s2v_jax import audio, faces
-    from s2v_jax.preprocess import preprocess_video
+    from s2v_jax import faces
+    from s2v_jax.data.preprocess import preprocess_video
+    from s2v_jax.media import audio
 
     path = real_data / clip
     pv = preprocess_video(path)

@@ -7,10 +7,10 @@ and one-line errors."""
 import json
 import os
 
+import ckpt_fixture
 import numpy as np
 import pytest
 
-import ckpt_fixture
 from s2v_jax.cli import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,13 +23,15 @@ def expert(tmp_path_factory):
     anything (enough for the report's LSE columns)."""
     import jax
 
-    from s2v_jax import checkpointing
     from s2v_jax.config_utils import load_config
-    from s2v_jax.evaluation import sync_train, syncnet
+    from s2v_jax.models import syncnet
+    from s2v_jax.train import checkpointing
+    from s2v_jax.train.state import abstract_train_state
+    from s2v_jax.train.tasks import get_task
 
     config = load_config(os.path.join(REPO, "configs/syncnet.py"), ["model.width=0.0625", "model.embed_dim=16"])
     model = syncnet.build_syncnet(config)
-    abstract = sync_train.abstract_state(config, model)
+    abstract = abstract_train_state(config, model, get_task(config))
     rng = np.random.default_rng(0)
 
     def fill(path, leaf):

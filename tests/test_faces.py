@@ -19,7 +19,7 @@ def _read_rgb(path):
 
 
 def _frames(path, n, size=None):
-    from s2v_jax import video
+    from s2v_jax.media import video
 
     out = list(video.iter_frames(path, max_frames=n))
     if size is not None:

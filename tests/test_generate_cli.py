@@ -6,11 +6,13 @@ every still, every audio file and the edge cases give a video or a clear error.
 
 import os
 
+import ckpt_fixture
 import numpy as np
 import pytest
 
-import ckpt_fixture
-from s2v_jax import audio, cli, registration, video
+from s2v_jax import cli
+from s2v_jax.faces import registration
+from s2v_jax.media import audio, video
 
 REAL_STILLS = ["bw_portrait.jpg", "crop_224_a.jpg", "crop_224_b.jpg", "painting.png", "portrait_a.jpg",
                "portrait_b_happy.png", "portrait_b_sad.png", "portrait_c.png"]

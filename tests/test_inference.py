@@ -5,14 +5,18 @@ batch-size invariance, the phase-decomposed transposed convs (equal to
 lax.conv_transpose), and streaming (frames equal offline; latency arithmetic). Uses tiny checkpoints trained in the session (tests/ckpt_fixture.py).
 """
 
+import ckpt_fixture
 import numpy as np
 import pytest
 
-import ckpt_fixture
-from s2v_jax import audio, registration
 from s2v_jax.errors import MediaError, NoFaceError, S2VError
-from s2v_jax.inference import (StreamingSession, face_mask, iter_audio_windows, load_speech, paste_face,
-                               register_stills, still_frames)
+from s2v_jax.faces import registration
+from s2v_jax.faces.compositing import face_mask, paste_face
+from s2v_jax.inference.generate import still_frames
+from s2v_jax.inference.stills import register_stills
+from s2v_jax.inference.streaming import StreamingSession
+from s2v_jax.media import audio
+from s2v_jax.media.speech import iter_audio_windows, load_speech
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +60,7 @@ def test_load_speech_errors(media):
 # ---------------------------------------------------------------- checkpoints
 
 def test_checkpoint_errors(ckpts, tmp_path):
-    from s2v_jax.inference import FrameGenerator
+    from s2v_jax.inference.generator import FrameGenerator
 
     with pytest.raises(S2VError, match="does not exist"):
         FrameGenerator.from_checkpoint(str(tmp_path / "nope"))
@@ -145,7 +149,7 @@ def test_phase_conv_transpose_equals_lax(n, k, s, padding):
     import jax.numpy as jnp
     from jax import lax
 
-    from s2v_jax.inference import phase_conv_transpose
+    from s2v_jax.models.conv_transpose import phase_conv_transpose
 
     rng = np.random.default_rng(n * k)
     x = jnp.asarray(rng.normal(size=(2, n, n + 1, 3)).astype(np.float32))
@@ -157,11 +161,14 @@ def test_phase_conv_transpose_equals_lax(n, k, s, padding):
 
 
 def test_fast_transposed_frames_equal_plain(ckpts, media, stills):
-    from s2v_jax.inference import FrameGenerator
+    from s2v_jax.inference.generator import FrameGenerator
+
+    from s2v_jax.models.conv_transpose import PhaseConvTranspose
 
     gen = ckpt_fixture.generator(ckpts)
-    assert gen.fast_transposed  # the default on CPU
-    plain = FrameGenerator(gen.config, gen.variables, batch_size=16, fast_transposed=False)
+    assert gen.model.conv_transpose is PhaseConvTranspose  # model.conv_transpose='auto' on CPU
+    plain = FrameGenerator(gen.config, gen.variables, batch_size=16, conv_transpose="lax")
+    assert plain.model.conv_transpose is not PhaseConvTranspose
     windows = audio.audio_windows(load_speech(media["speech"]))[:16]
     a = gen.generate(windows, gen.encode_identity(stills.crops))
     b = plain.generate(windows, plain.encode_identity(stills.crops))

@@ -12,8 +12,9 @@ pytest.importorskip("grain")
 
 import tfds_builders  # noqa: E402
 from configs import tiny  # noqa: E402
-from s2v_jax import audio, input_pipeline  # noqa: E402
+from s2v_jax.data import input_pipeline  # noqa: E402
 from s2v_jax.errors import DataError  # noqa: E402
+from s2v_jax.media import audio
 from tfds_builders import common  # noqa: E402
 
 

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from s2v_jax import metrics
+from s2v_jax.train import metrics
 
 
 def _img(rows):

@@ -8,8 +8,15 @@ import pytest
 from flax import traverse_util
 
 from s2v_jax.config_utils import load_config
-from s2v_jax.models import (AudioEncoder, BilinearDecoder, DeblurNet, IdentityEncoder, Speech2Vid,
-                            TransposedDecoder, build_model)
+from s2v_jax.models import (
+    AudioEncoder,
+    BilinearDecoder,
+    DeblurNet,
+    IdentityEncoder,
+    Speech2Vid,
+    TransposedDecoder,
+    build_model,
+)
 
 KEY = jax.random.PRNGKey(0)
 

@@ -13,10 +13,9 @@ import json
 import os
 import sys
 
+import ckpt_fixture
 import numpy as np
 import pytest
-
-import ckpt_fixture
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
@@ -40,14 +39,16 @@ def _compare(config_name: str, overrides) -> dict:
     import jax
     from test_train import fake_batch
 
-    from s2v_jax import parallel
     from s2v_jax.config_utils import load_config
     from s2v_jax.models import build_model
-    from s2v_jax.train_step import create_train_state, make_eval_step, make_train_step
+    from s2v_jax.train import parallel
+    from s2v_jax.train.state import create_train_state
+    from s2v_jax.train.steps import make_eval_step, make_train_step
+    from s2v_jax.train.tasks import get_task
 
     config = load_config(os.path.join(REPO, "configs", config_name), overrides)
     batches = [fake_batch(config, i, config.train.batch_size) for i in range(NUM_STEPS)]
-    host_state = create_train_state(config, build_model(config), jax.random.PRNGKey(0))
+    host_state = create_train_state(config, build_model(config), jax.random.PRNGKey(0), get_task(config))
     results = {}
 
     # One device, global batch.
@@ -150,7 +151,7 @@ def test_mesh_train_and_evaluate_resumes(report):
 
 
 def test_multihost_detection():
-    from s2v_jax.parallel import _multihost_env, initialize_distributed
+    from s2v_jax.train.parallel import _multihost_env, initialize_distributed
 
     assert _multihost_env({}) is None
     assert _multihost_env({"SLURM_JOB_ID": "1", "SLURM_NTASKS": "1"}) is None
@@ -162,7 +163,7 @@ def test_multihost_detection():
 
 def test_shard_for_pmap_shapes_and_errors():
     from s2v_jax.errors import TrainingError
-    from s2v_jax.parallel import shard_for_pmap
+    from s2v_jax.train.parallel import shard_for_pmap
 
     batch = {"x": np.arange(24).reshape(8, 3), "y": np.zeros((8, 2, 2), np.uint8)}
     out = shard_for_pmap(batch, 4)

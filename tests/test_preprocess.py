@@ -1,4 +1,4 @@
-"""Video -> registered face tracks (s2v_jax.preprocess) and `s2v inspect`, on real clips.
+"""Video -> registered face tracks (s2v_jax.data.preprocess) and `s2v inspect`, on real clips.
 
 Every clip of the corpus gives a track; the fast suite reads the first 25
 frames of each voxceleb2-style, GRID and single-speaker clip and of a few LRS2
@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from s2v_jax import faces, preprocess
-from s2v_jax import registration as reg
+from s2v_jax import faces
+from s2v_jax.data import preprocess
 from s2v_jax.errors import MediaError
+from s2v_jax.faces import registration as reg
 
 LRS2 = "corpus/lrs2/6046013437125640989"
 LRS2_FAST = ["00001", "00010", "00024", "00033"]  # incl. the hardest pose and a 22-frame clip
@@ -108,7 +109,7 @@ def test_unreadable_video_is_a_media_error(real_data):
 
 
 def test_video_without_faces_gives_no_tracks_and_a_reason(real_data, tmp_path):
-    from s2v_jax import video
+    from s2v_jax.media import video
 
     coffee = cv2.cvtColor(cv2.imread(str(real_data / "edge_cases" / "no_face_coffee.png")), cv2.COLOR_BGR2RGB)
     path = tmp_path / "coffee.mp4"
@@ -121,7 +122,7 @@ def test_video_without_faces_gives_no_tracks_and_a_reason(real_data, tmp_path):
 
 
 def test_tracks_split_at_a_shot_cut(real_data, tmp_path):
-    from s2v_jax import video
+    from s2v_jax.media import video
 
     a = list(video.iter_frames(real_data / f"{LRS2}/00002.mp4", max_frames=20))
     b = [cv2.resize(f, (160, 160), interpolation=cv2.INTER_AREA)
@@ -135,7 +136,7 @@ def test_tracks_split_at_a_shot_cut(real_data, tmp_path):
 
 
 def test_cli_inspect_writes_an_overlay_video(real_data, tmp_path):
-    from s2v_jax import video
+    from s2v_jax.media import video
 
     out = tmp_path / "overlay.mp4"
     res = subprocess.run([sys.executable, "-m", "s2v_jax.cli", "inspect",

@@ -7,15 +7,23 @@ clip re-dubbed with 48 kHz stereo speech and the truncated mp4 edge case.
 
 import re
 
+import ckpt_fixture
 import numpy as np
 import pytest
 
-import ckpt_fixture
-from s2v_jax import audio, cli, registration, video
+from s2v_jax import cli
 from s2v_jax.errors import MediaError, NoFaceError, S2VError
-from s2v_jax.inference import load_speech
-from s2v_jax.redub import (fit_audio, iter_source_frames, output_length, redub_frames, source_indices,
-                           track_video)
+from s2v_jax.faces import registration
+from s2v_jax.inference.redub import (
+    fit_audio,
+    iter_source_frames,
+    output_length,
+    redub_frames,
+    source_indices,
+    track_video,
+)
+from s2v_jax.media import audio, video
+from s2v_jax.media.speech import load_speech
 
 
 @pytest.fixture

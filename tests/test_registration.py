@@ -1,5 +1,5 @@
 """Registration onto the canonical face, smoothing, paste-back and still alignment
-(s2v_jax.registration), plus the `s2v align` command."""
+(s2v_jax.faces.registration), plus the `s2v align` command."""
 
 import subprocess
 import sys
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from s2v_jax import faces
-from s2v_jax import registration as reg
 from s2v_jax.errors import MediaError, NoFaceError
+from s2v_jax.faces import registration as reg
 
 
 def _random_similarity(rng, scale_range=(0.3, 3.0)):

@@ -10,10 +10,9 @@ import json
 import os
 import sys
 
+import ckpt_fixture
 import numpy as np
 import pytest
-
-import ckpt_fixture
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY_OVERRIDES = ["model.width=0.0625", "model.embed_dim=32", "train.batch_size=16", "train.num_steps=60",
@@ -63,7 +62,7 @@ def test_layer_shapes_at_full_width():
     import jax
     import jax.numpy as jnp
 
-    from s2v_jax.evaluation import syncnet
+    from s2v_jax.models import syncnet
 
     config = toy_config(["model.width=1.0", "model.embed_dim=256"])
     model = syncnet.build_syncnet(config)
@@ -81,28 +80,29 @@ def test_layer_shapes_at_full_width():
 
 
 def test_input_windows():
-    from s2v_jax.evaluation import syncnet
+    from s2v_jax.data import sync_inputs
 
     window = np.tile(np.arange(35, dtype=np.float32), (12, 1))  # column j holds j
-    audio = syncnet.audio_input(window)
+    audio = sync_inputs.audio_input(window)
     assert audio.shape == (12, 20, 1)
     assert audio[0, :, 0].tolist() == list(range(7, 27))  # steps centre-10 .. centre+9
-    assert syncnet.frame_indices(0, 10).tolist() == [0, 0, 0, 1, 2]
-    assert syncnet.frame_indices(9, 10).tolist() == [7, 8, 9, 9, 9]
+    assert sync_inputs.frame_indices(0, 10).tolist() == [0, 0, 0, 1, 2]
+    assert sync_inputs.frame_indices(9, 10).tolist() == [7, 8, 9, 9, 9]
     frames = np.zeros((5, 112, 112, 3), np.uint8)
     for i in range(5):
         frames[i] = 10 * i
-    grey = syncnet.video_input(frames, 56, True)
+    grey = sync_inputs.video_input(frames, 56, True)
     assert grey.shape == (56, 112, 5) and grey[0, 0].tolist() == [0, 10, 20, 30, 40]
-    assert syncnet.video_input(frames, 56, False).shape == (56, 112, 15)
+    assert sync_inputs.video_input(frames, 56, False).shape == (56, 112, 15)
 
 
 def test_sampler_pairs_in_memory():
-    from s2v_jax.evaluation import sync_train, syncnet
+    from s2v_jax.data import sync_inputs
+    from s2v_jax.data import sync_samples
 
     config = toy_config(["data.min_offset=3", "data.max_offset=15"])
     tracks = toy_tracks(2, 30, 0)
-    loader = sync_train.make_loader(sync_train.ArrayTracks(tracks), config, batch_size=8, seed=0, augment=False,
+    loader = sync_samples.make_loader(sync_samples.ArrayTracks(tracks), config, batch_size=8, seed=0, augment=False,
                                     debug=True)
     for _ in range(3):
         b = next(loader)
@@ -111,9 +111,9 @@ def test_sampler_pairs_in_memory():
         assert np.all((np.abs(b["offset"]) >= 3) & (np.abs(b["offset"]) <= 15))
         for i in range(8):
             tr, k, d = tracks[b["record"][i]], int(b["centre"][i]), int(b["offset"][i])
-            np.testing.assert_array_equal(b["audio"][i], syncnet.audio_input(tr["mfcc"][k]))
-            np.testing.assert_array_equal(b["audio_shifted"][i], syncnet.audio_input(tr["mfcc"][k - d]))
-            expect = syncnet.video_input(tr["frames"][syncnet.frame_indices(k, 30)], 56, True)
+            np.testing.assert_array_equal(b["audio"][i], sync_inputs.audio_input(tr["mfcc"][k]))
+            np.testing.assert_array_equal(b["audio_shifted"][i], sync_inputs.audio_input(tr["mfcc"][k - d]))
+            expect = sync_inputs.video_input(tr["frames"][sync_inputs.frame_indices(k, 30)], 56, True)
             np.testing.assert_array_equal(b["video"][i], expect)
     state = loader.get_state()
     after = next(loader)
@@ -122,7 +122,7 @@ def test_sampler_pairs_in_memory():
 
 
 def test_shift_candidates():
-    from s2v_jax.evaluation.sync_train import shift_candidates
+    from s2v_jax.data.sync_samples import shift_candidates
 
     assert set(shift_candidates(0, 40, 3, 15)) == set(range(3, 16))
     assert set(shift_candidates(20, 25, 3, 15)) == set(range(-15, -2)) | {3, 4}
@@ -132,27 +132,28 @@ def test_shift_candidates():
 @pytest.mark.timeout(300)
 def test_tfds_sampler_on_synthetic_tiny(tmp_path_factory):
     import tfds_builders
-    from s2v_jax.evaluation import sync_train, syncnet
+    from s2v_jax.data import sync_inputs
+    from s2v_jax.data import sync_samples
     from tfds_builders.common import decode_frame
 
     data_dir = str(tmp_path_factory.getbasetemp() / "synthetic_tiny")  # shared with the pipeline tests
     builder = tfds_builders.build("synthetic_talking_faces/tiny", data_dir)
     config = toy_config([f"data.data_dir={data_dir}", "data.dataset=synthetic_talking_faces/tiny",
                          "data.frame_stride=3", "train.batch_size=4"])
-    loader = sync_train.create_train_loader(config, debug=True)
+    loader = sync_samples.create_train_loader(config, debug=True)
     source = builder.as_data_source("train")
     b = next(loader)
     for i in range(4):
         ex = source[int(b["record"][i])]
         k, d, n = int(b["centre"][i]), int(b["offset"][i]), int(ex["num_frames"])
         assert k % 3 == 0 and 0 <= k - d < n
-        np.testing.assert_array_equal(b["audio"][i], syncnet.audio_input(ex["mfcc"][k]))
-        np.testing.assert_array_equal(b["audio_shifted"][i], syncnet.audio_input(ex["mfcc"][k - d]))
-        crops = np.stack([decode_frame(ex["frames"][j]) for j in syncnet.frame_indices(k, n)])
-        np.testing.assert_array_equal(b["video"][i], syncnet.video_input(crops, 56, True))
+        np.testing.assert_array_equal(b["audio"][i], sync_inputs.audio_input(ex["mfcc"][k]))
+        np.testing.assert_array_equal(b["audio_shifted"][i], sync_inputs.audio_input(ex["mfcc"][k - d]))
+        crops = np.stack([decode_frame(ex["frames"][j]) for j in sync_inputs.frame_indices(k, n)])
+        np.testing.assert_array_equal(b["video"][i], sync_inputs.video_input(crops, 56, True))
     loader.close()
-    batches = sync_train.create_eval_batches(config, num_batches=2)
-    again = sync_train.create_eval_batches(config, num_batches=2)
+    batches = sync_samples.create_eval_batches(config, num_batches=2)
+    again = sync_samples.create_eval_batches(config, num_batches=2)
     np.testing.assert_array_equal(batches[1]["video"], again[1]["video"])  # fixed validation batches
 
 
@@ -168,16 +169,42 @@ def test_train_sync_command_reports_a_bad_config(tmp_path, capsys):
 # ---------------------------------------------------------------- training (subprocess)
 
 def _run_scenario(out_dir):
-    from s2v_jax.evaluation import sync_train
-    from s2v_jax.evaluation.syncnet import SyncExpert
-    from s2v_jax.metrics import read_jsonl
+    import jax
+
+    from s2v_jax.data import sync_samples
+    from s2v_jax.errors import TrainingError
+    from s2v_jax.train import train_and_evaluate
+    from s2v_jax.train.checkpointing import load_checkpoint
+    from s2v_jax.evaluation.sync_expert import SyncExpert
+    from s2v_jax.train.metrics import read_jsonl
 
     train = toy_tracks(6, 40, 0)
     workdir = os.path.join(out_dir, "expert")
-    fns = sync_train.array_data_fns(train, train)  # validation on the training tracks
-    summary = sync_train.train_sync(toy_config(), workdir, train_loader_fn=fns[0], eval_batches_fn=fns[1])
+    fns = sync_samples.array_data_fns(train, train)  # validation on the training tracks
+    summary = train_and_evaluate(toy_config(), workdir, train_loader_fn=fns[0], eval_batches_fn=fns[1])
     rows = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
-    resumed = sync_train.train_sync(toy_config(), workdir, train_loader_fn=fns[0], eval_batches_fn=fns[1])
+    resumed = train_and_evaluate(toy_config(), workdir, train_loader_fn=fns[0], eval_batches_fn=fns[1])
+    # 20 steps, then a second call to 40: the same parameters as 40 uninterrupted steps (a constant
+    # rate, so that the schedule does not depend on num_steps).
+    const = ["train.schedule='constant'", "train.checkpoint_every=20", "train.eval_every=0"]
+    whole, split = os.path.join(out_dir, "expert_whole"), os.path.join(out_dir, "expert_resumed")
+    train_and_evaluate(toy_config(const + ["train.num_steps=40"]), whole, train_loader_fn=fns[0],
+                       eval_batches_fn=fns[1])
+    for n in (20, 40):
+        train_and_evaluate(toy_config(const + [f"train.num_steps={n}"]), split, train_loader_fn=fns[0],
+                           eval_batches_fn=fns[1])
+    _, v1 = load_checkpoint(os.path.join(whole, "checkpoints"))
+    _, v2 = load_checkpoint(os.path.join(split, "checkpoints"))
+    resume_diff = max(jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), v1, v2)))
+    # Tracks whose audio is NaN: the first logged step's loss is NaN and the run stops naming step 1.
+    broken = [dict(t, mfcc=np.full_like(t["mfcc"], np.nan)) for t in train]
+    nan_fns = sync_samples.array_data_fns(broken, train)
+    try:
+        train_and_evaluate(toy_config(["train.num_steps=10"]), os.path.join(out_dir, "nan"),
+                           train_loader_fn=nan_fns[0], eval_batches_fn=nan_fns[1])
+        nan_error = None
+    except TrainingError as e:
+        nan_error = str(e)
     expert = SyncExpert.from_checkpoint(workdir, batch_size=32)
     v, a = expert.clip_embeddings(train[0]["frames"], train[0]["mfcc"])
     norms = np.linalg.norm(np.concatenate([v, a]), axis=-1)
@@ -188,6 +215,7 @@ def _run_scenario(out_dir):
             scores = expert.sync_scores(tr["frames"], tr["mfcc"][np.clip(np.arange(t) + k, 0, t - 1)])
             shifts[f"{i}:{k}"] = [scores["av_offset"], scores["lse_d"], scores["lse_c"]]
     return {"summary": summary, "losses": [r["train/loss"] for r in rows if "train/loss" in r],
+            "resume_max_abs_diff": resume_diff, "nan_error": nan_error,
             "resumed_step": resumed["step"], "checkpoints": sorted(os.listdir(os.path.join(workdir, "checkpoints"))),
             "shifts": shifts, "embedding_shape": list(v.shape),
             "norm_range": [float(norms.min()), float(norms.max())]}
@@ -215,6 +243,12 @@ def test_embeddings_are_unit_length(report):
 
 def test_resume_from_the_workdir(report):
     assert report["resumed_step"] == 60  # restored, nothing left to train
+    assert report["resume_max_abs_diff"] <= 1e-6, report["resume_max_abs_diff"]  # 20 + 20 == 40
+
+
+def test_non_finite_sync_loss_stops_naming_the_step(report):
+    assert report["nan_error"] is not None and "non-finite loss" in report["nan_error"], report["nan_error"]
+    assert "step 1" in report["nan_error"]
 
 
 def test_lse_offset_follows_an_audio_shift_on_held_out_tracks(report):
@@ -234,8 +268,8 @@ def test_expert_on_the_synthetic_corpus(tmp_path_factory):
     in-sync pairs closer than shifted ones, and LSE's AV offset follows a known audio shift."""
     import tfds_builders
     from s2v_jax.config_utils import load_config
-    from s2v_jax.evaluation import sync_train
-    from s2v_jax.evaluation.syncnet import SyncExpert
+    from s2v_jax.evaluation.sync_expert import SyncExpert
+    from s2v_jax.train import train_and_evaluate
     from tfds_builders.common import decode_frame
 
     data_dir = str(tmp_path_factory.getbasetemp() / "synthetic_small")
@@ -243,7 +277,7 @@ def test_expert_on_the_synthetic_corpus(tmp_path_factory):
     config = load_config(os.path.join(REPO, "configs/syncnet.py"),
                          [f"data.data_dir={data_dir}", "train.num_steps=2000", "train.progress_bar=False"])
     workdir = str(tmp_path_factory.mktemp("expert_small"))
-    summary = sync_train.train_sync(config, workdir)
+    summary = train_and_evaluate(config, workdir)
     assert summary["last_eval"]["accuracy"] >= 0.75, summary
     expert = SyncExpert.from_checkpoint(workdir)
     source = builder.as_data_source("validation")

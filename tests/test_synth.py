@@ -14,7 +14,7 @@ import pytest
 
 from s2v_jax.errors import S2VError
 from s2v_jax.synth import articulation as art
-from s2v_jax.synth import corpus, make_speaker, generate_clip, generate_corpus
+from s2v_jax.synth import corpus, generate_clip, generate_corpus, make_speaker
 from s2v_jax.synth.speech import SAMPLE_RATE
 
 FPS = 25.0
@@ -70,7 +70,7 @@ def test_mouth_follows_audio_envelope_at_lag_zero():
 
 def test_mouth_is_learnable_from_mfcc_on_unseen_speakers():
     """Ridge regression on 12x35 MFCC windows predicts the opening of new speakers."""
-    from s2v_jax.audio import compute_mfcc, mfcc_windows
+    from s2v_jax.media.audio import compute_mfcc, mfcc_windows
 
     xs, ys, spk_of = [], [], []
     for j in range(12):
@@ -141,9 +141,9 @@ def test_mediapipe_finds_faces_and_lips_follow_ground_truth():
 
 
 def test_corpus_roundtrip_resume_and_cli(tmp_path, capsys):
-    from s2v_jax import video
-    from s2v_jax.audio import load_audio
     from s2v_jax.cli import main
+    from s2v_jax.media import video
+    from s2v_jax.media.audio import load_audio
 
     out = tmp_path / "corpus"
     m = generate_corpus(out, 3, seed=5, num_speakers=2, clip_seconds=(1.0, 1.4), size=96, progress=False)

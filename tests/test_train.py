@@ -11,10 +11,9 @@ import json
 import os
 import sys
 
+import ckpt_fixture
 import numpy as np
 import pytest
-
-import ckpt_fixture
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_OVERRIDES = ["model.width=0.0625", "train.batch_size=4", "train.learning_rate=0.1",
@@ -37,9 +36,11 @@ def fake_batch(config, index: int, batch_size: int, nan: bool = False):
     mfcc = rng.normal(size=(batch_size, 12, 35, 1)).astype(np.float32)
     gain = 0.8 + 0.4 / (1 + np.exp(-4 * mfcc.mean(axis=(1, 2, 3))))
     target = np.clip(identity[..., :3] * gain[:, None, None, None], 0, 255)
-    if nan:
+    target = target.astype(np.uint8)
+    if nan:  # a broken batch: NaN speech and a NaN target (float targets pass through to the loss)
         mfcc[:] = np.nan
-    return {"mfcc": mfcc, "identity": identity.astype(np.uint8), "target": target.astype(np.uint8)}
+        target = np.full(target.shape, np.nan, np.float32)
+    return {"mfcc": mfcc, "identity": identity.astype(np.uint8), "target": target}
 
 
 class FakeLoader:
@@ -48,8 +49,9 @@ class FakeLoader:
     `served` records the batch indices handed out (the data order a test checks).
     """
 
-    def __init__(self, config, *, process_index=0, process_count=1, nan_at=None):
+    def __init__(self, config, *, process_index=0, process_count=1, nan_at=None, same_batch=False):
         self.config = config
+        self.same_batch = same_batch  # serve batch 0's data every time (a loss that must fall)
         self.batch_size = config.train.batch_size // process_count
         self.index = 0
         self.nan_at = nan_at
@@ -62,7 +64,7 @@ class FakeLoader:
         i = self.index
         self.index += 1
         self.served.append(i)
-        return fake_batch(self.config, i, self.batch_size, nan=(i == self.nan_at))
+        return fake_batch(self.config, 0 if self.same_batch else i, self.batch_size, nan=(i == self.nan_at))
 
     def get_state(self):
         return {"next_index": self.index}
@@ -83,11 +85,11 @@ def _run_scenario(out_dir: str) -> dict:
     jax.config.update("jax_compilation_cache_dir", os.path.join(out_dir, "jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    from s2v_jax.checkpointing import load_checkpoint_for_inference
     from s2v_jax.config_utils import load_config
     from s2v_jax.errors import TrainingError
-    from s2v_jax.metrics import read_jsonl
     from s2v_jax.train import train_and_evaluate
+    from s2v_jax.train.checkpointing import load_checkpoint
+    from s2v_jax.train.metrics import read_jsonl
 
     def run(name, num_steps, nan_at=None, extra=()):
         config = load_config(os.path.join(REPO, "configs/tiny.py"),
@@ -118,8 +120,8 @@ def _run_scenario(out_dir: str) -> dict:
     _, served_1 = run("B", 4)
     summary_2, served_2 = run("B", 8)
     report["B"] = {"served_1": served_1, "served_2": served_2, "summary": summary_2}
-    _, var_a = load_checkpoint_for_inference(os.path.join(out_dir, "A", "checkpoints"))
-    cfg_b, var_b = load_checkpoint_for_inference(os.path.join(out_dir, "B", "checkpoints"))
+    _, var_a = load_checkpoint(os.path.join(out_dir, "A", "checkpoints"))
+    cfg_b, var_b = load_checkpoint(os.path.join(out_dir, "B", "checkpoints"))
     diffs = jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a) - np.asarray(b)))), var_a, var_b)
     report["resume_max_abs_diff"] = max(jax.tree.leaves(diffs))
     report["resume_num_leaves"] = len(jax.tree.leaves(diffs))
@@ -127,13 +129,37 @@ def _run_scenario(out_dir: str) -> dict:
     report["inference_keys"] = sorted(var_b)
     # E: the deblurring net through the same loop (no BatchNorm), resumed once.
     deblur = ["model.features=8", "train.batch_size=2", "train.eval_every=2", "train.checkpoint_every=2",
-              "train.eval_batches=1", "train.progress_bar=False", "train.learning_rate=0.05"]
+              "train.eval_batches=1", "train.progress_bar=False", "train.learning_rate=0.05", "train.log_every=1"]
     for n in (2, 3):
         config = load_config(os.path.join(REPO, "configs/deblur.py"), deblur + [f"train.num_steps={n}"])
         summary = train_and_evaluate(config, os.path.join(out_dir, "E"), train_loader_fn=FakeLoader,
                                      eval_batches_fn=fake_eval_batches)
-    cfg_e, var_e = load_checkpoint_for_inference(os.path.join(out_dir, "E"))
+    cfg_e, var_e = load_checkpoint(os.path.join(out_dir, "E"))
     report["E"] = {"summary": summary, "model": cfg_e.model.name, "keys": sorted(var_e)}
+    # F: the deblurring net on one repeated batch and a fixed blur (so its loss must fall), 8 steps
+    # uninterrupted vs 4 + 4 resumed; then a NaN batch.
+    deblur_cfg = lambda n, *extra: load_config(os.path.join(REPO, "configs/deblur.py"),  # noqa: E731
+                                               deblur + [f"train.num_steps={n}", "train.checkpoint_every=4",
+                                                         "train.blur_sigma=(1.5, 1.5)", *extra])
+    same = lambda cfg, **kw: FakeLoader(cfg, same_batch=True, **kw)  # noqa: E731
+    train_and_evaluate(deblur_cfg(8), os.path.join(out_dir, "F1"), train_loader_fn=same,
+                       eval_batches_fn=fake_eval_batches)
+    for n in (4, 8):
+        train_and_evaluate(deblur_cfg(n), os.path.join(out_dir, "F2"), train_loader_fn=same,
+                           eval_batches_fn=fake_eval_batches)
+    rows = read_jsonl(os.path.join(out_dir, "F1", "metrics.jsonl"))
+    _, v1 = load_checkpoint(os.path.join(out_dir, "F1", "checkpoints"))
+    _, v2 = load_checkpoint(os.path.join(out_dir, "F2", "checkpoints"))
+    diffs = jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a) - np.asarray(b)))), v1, v2)
+    try:
+        train_and_evaluate(deblur_cfg(6), os.path.join(out_dir, "F3"),
+                           train_loader_fn=lambda cfg, **kw: FakeLoader(cfg, nan_at=2, **kw),
+                           eval_batches_fn=fake_eval_batches)
+        nan_error = None
+    except TrainingError as e:
+        nan_error = str(e)
+    report["F"] = {"losses": [r["train/loss"] for r in rows if "train/loss" in r],
+                   "resume_max_abs_diff": max(jax.tree.leaves(diffs)), "nan_error": nan_error}
     # D: a NaN input at batch index 2 makes step 3's loss NaN.
     try:
         run("D", 6, nan_at=2, extra=["train.log_every=4"])
@@ -183,47 +209,38 @@ def test_deblur_net_trains_through_the_same_loop(report):
     assert all(np.isfinite(v) for v in val.values())
 
 
+def test_deblur_loss_falls_resumes_exactly_and_stops_on_nan(report):
+    f = report["F"]
+    assert len(f["losses"]) == 8 and np.mean(f["losses"][-3:]) < np.mean(f["losses"][:3]), f["losses"]
+    assert f["resume_max_abs_diff"] <= 1e-6, f["resume_max_abs_diff"]
+    assert f["nan_error"] is not None and "non-finite loss" in f["nan_error"] and "step 3" in f["nan_error"]
+
+
 def test_non_finite_loss_stops_with_training_error(report):
     assert report["nan_error"] is not None, "a NaN loss did not stop the run"
     assert "non-finite loss" in report["nan_error"] and "step 3" in report["nan_error"]
 
 
-def _with_pipeline(monkeypatch, module):
-    """Makes `from s2v_jax import input_pipeline` give `module` (None: a missing module)."""
-    import s2v_jax
-
-    monkeypatch.delattr(s2v_jax, "input_pipeline", raising=False)
-    monkeypatch.setitem(sys.modules, "s2v_jax.input_pipeline", module)
-
-
 def test_real_pipeline_is_built_then_used(monkeypatch):
+    """Without injected loaders the task's own are used, after its dataset is built."""
     import types
 
     from s2v_jax.config_utils import load_config
     from s2v_jax.train import data_functions
+    from s2v_jax.train.tasks import generator as generator_task
 
     calls = []
-    fake = types.ModuleType("s2v_jax.input_pipeline")
+    fake = types.ModuleType("s2v_jax.data.input_pipeline")
     fake.ensure_dataset = lambda config: calls.append(config.data.dataset)
     fake.create_train_loader = FakeLoader
     fake.create_eval_batches = fake_eval_batches
-    _with_pipeline(monkeypatch, fake)
+    monkeypatch.setattr(generator_task, "input_pipeline", fake)
     config = load_config(os.path.join(REPO, "configs/tiny.py"))
     assert data_functions(config) == (FakeLoader, fake_eval_batches)
     assert calls == ["synthetic_talking_faces/small"]  # the dataset is built (if needed) first
     calls.clear()
     assert data_functions(config, FakeLoader, fake_eval_batches) == (FakeLoader, fake_eval_batches)
     assert calls == []  # injected loaders: no dataset build
-
-
-def test_missing_pipeline_is_a_clear_error(monkeypatch):
-    from s2v_jax.config_utils import load_config
-    from s2v_jax.errors import DataError
-    from s2v_jax.train import data_functions
-
-    _with_pipeline(monkeypatch, None)
-    with pytest.raises(DataError, match="input_pipeline"):
-        data_functions(load_config(os.path.join(REPO, "configs/tiny.py")))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Tests for s2v_jax.video: probe, streamed decoding with frame-rate change,
+"""Tests for s2v_jax.media.video: probe, streamed decoding with frame-rate change,
 the mp4 writer (sound, odd sizes, errors) and clean-up of ffmpeg processes."""
 
 import os
@@ -7,9 +7,9 @@ import pathlib
 import numpy as np
 import pytest
 
-from s2v_jax import audio as A
-from s2v_jax import video as V
 from s2v_jax.errors import MediaError
+from s2v_jax.media import audio as A
+from s2v_jax.media import video as V
 
 SR = 16000
 

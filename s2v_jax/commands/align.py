@@ -24,8 +24,9 @@ def run(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
-    from s2v_jax import faces, registration
+    from s2v_jax import faces
     from s2v_jax.errors import MediaError
+    from s2v_jax.faces import registration
 
     with faces.quiet_native_logs():
         aligned = registration.align_image(args.image, size=args.size, face_index=args.face_index)

@@ -43,7 +43,7 @@ def show_warnings_as_lines(command: str) -> None:
 
 def run(args) -> int:
     from s2v_jax.errors import S2VError
-    from s2v_jax.inference import generate_video
+    from s2v_jax.inference.generate import generate_video
 
     if args.batch_size < 1:
         raise S2VError(f"--batch-size must be >= 1, got {args.batch_size}")

@@ -30,7 +30,8 @@ def _draw_frame(frame, t, tracks, lms, zoom, cut):
     import cv2
     import numpy as np
 
-    from s2v_jax import faces, registration
+    from s2v_jax import faces
+    from s2v_jax.faces import registration
 
     h, w = frame.shape[:2]
     canvas = cv2.resize(frame, (w * zoom, h * zoom), interpolation=cv2.INTER_CUBIC) if zoom > 1 else frame.copy()
@@ -75,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
     import math
     import os
 
-    from s2v_jax import audio, preprocess, video
+    from s2v_jax.data import preprocess
     from s2v_jax.errors import MediaError
+    from s2v_jax.media import audio, video
 
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_dir):

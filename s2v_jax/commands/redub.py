@@ -29,7 +29,7 @@ def add_arguments(parser):
 def run(args) -> int:
     from s2v_jax.commands.generate import show_warnings_as_lines
     from s2v_jax.errors import S2VError
-    from s2v_jax.redub import redub_video
+    from s2v_jax.inference.redub import redub_video
 
     if args.batch_size < 1:
         raise S2VError(f"--batch-size must be >= 1, got {args.batch_size}")

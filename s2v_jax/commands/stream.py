@@ -24,11 +24,14 @@ def run(args) -> int:
     import numpy as np
 
     from s2v_jax.commands.generate import show_warnings_as_lines
-    from s2v_jax.audio import compute_mfcc
     from s2v_jax.errors import S2VError
-    from s2v_jax.inference import (FrameGenerator, StreamingSession, face_mask, load_speech, paste_face,
-                                   register_stills, to_crop_size)
-    from s2v_jax.video import VideoWriter
+    from s2v_jax.faces.compositing import face_mask, paste_face, to_crop_size
+    from s2v_jax.inference.generator import FrameGenerator
+    from s2v_jax.inference.stills import register_stills
+    from s2v_jax.inference.streaming import StreamingSession
+    from s2v_jax.media.audio import compute_mfcc
+    from s2v_jax.media.speech import load_speech
+    from s2v_jax.media.video import VideoWriter
 
     if args.chunk_ms <= 0:
         raise S2VError(f"--chunk-ms must be positive, got {args.chunk_ms}")

@@ -1,7 +1,9 @@
 """Train the sync expert (a SyncNet-style two-stream net) on the registered
-corpus: in-sync vs shifted audio pairs, contrastive loss. Resumes from the
-work directory's latest Orbax checkpoint. The expert scores lip sync
-(LSE-D/LSE-C) in `s2v evaluate --sync-expert WORKDIR`.
+corpus: in-sync vs shifted audio pairs, contrastive loss. An alias of
+`python run_train.py --config configs/syncnet.py --workdir W`: the same loop
+(`s2v_jax.train.train_and_evaluate`), with the config's task set to 'sync'.
+Resumes from the work directory's latest Orbax checkpoint. The expert scores
+lip sync (LSE-D/LSE-C) in `s2v evaluate --sync-expert WORKDIR`.
 
     s2v train-sync --config configs/syncnet.py --workdir workdirs/syncnet
     s2v train-sync --config configs/syncnet.py --workdir W train.num_steps=500 model.width=0.25
@@ -30,19 +32,24 @@ def run(args) -> int:
     from absl import logging
 
     from s2v_jax.config_utils import load_config
-    from s2v_jax.parallel import initialize_distributed
+    from s2v_jax.train.parallel import initialize_distributed
 
     config = load_config(args.config, args.overrides)
     initialize_distributed()  # before anything touches a device
     import jax
 
-    from s2v_jax.evaluation.sync_train import train_sync
+    from s2v_jax.errors import ConfigError
+    from s2v_jax.train import train_and_evaluate
+    from s2v_jax.train.tasks import task_name
 
     logging.set_verbosity(logging.INFO)
     py_logging.getLogger("absl").setLevel(py_logging.INFO)
     logging.get_absl_logger().addFilter(_own_info_only)
     logging.info("JAX %s: process %d of %d, %d local devices (%s)", jax.__version__, jax.process_index(),
                  jax.process_count(), jax.local_device_count(), jax.devices()[0].platform)
-    summary = train_sync(config, args.workdir)
+    if task_name(config) != "sync":
+        raise ConfigError(f"{args.config} describes the {task_name(config)!r} task; train-sync trains the sync "
+                          "expert (configs/syncnet.py); use run_train.py for other tasks")
+    summary = train_and_evaluate(config, args.workdir)
     print(json.dumps({"workdir": args.workdir, **summary}))
     return 0

@@ -34,10 +34,20 @@ import re
 import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
+import ml_collections
 import numpy as np
 
+from s2v_jax import faces
+from s2v_jax.data.input_pipeline import ensure_dataset
+from s2v_jax.data.preprocess import preprocess_video
+from s2v_jax.data.sync_inputs import resize_crops
 from s2v_jax.errors import DataError, MediaError, S2VError
 from s2v_jax.evaluation import metrics
+from s2v_jax.evaluation import report as report_lib
+from s2v_jax.evaluation.sync_expert import SyncExpert
+from s2v_jax.inference.generator import FrameGenerator
+from s2v_jax.media import audio
+from tfds_builders.common import decode_frame
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +103,6 @@ def _clip_name(source: str, used: set) -> str:
 
 def clips_from_videos(path: str, max_clips: Optional[int] = None, skipped: Optional[list] = None) -> Iterator[EvalClip]:
     """The largest face track of each video (preprocess_video), with its MFCC windows and audio envelope."""
-    from s2v_jax import audio, faces
-    from s2v_jax.preprocess import preprocess_video
 
     root = path if os.path.isdir(path) else os.path.dirname(path)
     used: set = set()
@@ -136,11 +144,7 @@ def _source_audio(builder, example, data_dir: str, manual_dir: Optional[str]) ->
 def clips_from_tfds(spec: str, data_dir: str, max_clips: Optional[int] = None,
                     manual_dir: Optional[str] = None) -> Iterator[EvalClip]:
     """Records of a TFDS split ('name/config:split', read through its data source; built first if absent)."""
-    import ml_collections
 
-    from s2v_jax import audio
-    from s2v_jax.input_pipeline import ensure_dataset
-    from tfds_builders.common import decode_frame
 
     m = _TFDS_SPEC.match(spec)
     if not m:
@@ -178,7 +182,6 @@ def clips_from_tfds(spec: str, data_dir: str, max_clips: Optional[int] = None,
 
 def crop_landmarks(frames: np.ndarray) -> np.ndarray:
     """Face-mesh landmarks of a video of face crops [T, S, S, 3] -> [T, 478, 2] crop px (NaN rows: no face)."""
-    from s2v_jax import faces
 
     frames = np.asarray(frames)
     if len(frames) == 0:
@@ -264,8 +267,6 @@ def evaluate_clips(generator, clips, out_dir: str, *, expert=None, identity_inde
 
     Returns the report dict also written to out_dir/report.json (see report.py).
     """
-    from s2v_jax.evaluation import report as report_lib
-    from s2v_jax.evaluation.syncnet import resize_crops
 
     os.makedirs(out_dir, exist_ok=True)
     start = time.time()
@@ -326,14 +327,12 @@ def evaluate_checkpoint(checkpoint: str, videos: str, out_dir: str, *, sync_expe
     (read from `data_dir`). sync_expert: a `s2v train-sync` work directory for
     LSE-D/LSE-C. Returns the report dict (rows 'model', 'static_baseline', 'real').
     """
-    from s2v_jax.inference import FrameGenerator
 
     if max_clips is not None and max_clips < 1:
         raise S2VError(f"--max-clips must be at least 1, not {max_clips}")
     generator = FrameGenerator.from_checkpoint(checkpoint, deblur_checkpoint=deblur_checkpoint, batch_size=batch_size)
     expert = None
     if sync_expert:
-        from s2v_jax.evaluation.syncnet import SyncExpert
 
         expert = SyncExpert.from_checkpoint(sync_expert, batch_size=batch_size)
     skipped: List[dict] = []

@@ -23,7 +23,7 @@ centre), divided by the frame's IOD.
 
 Audio envelope: for video frame k (time k / fps), the RMS of the 16 kHz
 waveform over the 40 ms (640 samples) centred on k / fps, zero outside the
-clip: the same centring as the frame's MFCC window (s2v_jax.audio).
+clip: the same centring as the frame's MFCC window (s2v_jax.media.audio).
 
 Landmark sync: the correlation between the audio envelope and the mouth
 opening at offsets d = -15..15 frames, pairing mouth frame k with envelope
@@ -49,9 +49,11 @@ vectors and averages over all frames.
 
 from typing import Dict, Optional, Sequence
 
+import jax.numpy as jnp
 import numpy as np
 
 from s2v_jax import faces
+from s2v_jax.train import metrics as image_metrics
 
 MAX_OFFSET = 15  # frames, both directions (SyncNet's +-15 search)
 MOUTH_POINTS = tuple(faces.LIPS_OUTER) + tuple(faces.LIPS_INNER)  # 40 lip landmarks
@@ -242,10 +244,8 @@ def lse_scores(distances, max_offset: Optional[int] = None) -> Dict[str, object]
 # ---------------------------------------------------------------- image quality
 
 def image_quality(pred, real, batch_size: int = 64) -> Dict[str, float]:
-    """Mean PSNR (dB) and SSIM over frames of two uint8 videos [T, S, S, 3] (s2v_jax.metrics, max_val 1)."""
-    import jax.numpy as jnp
+    """Mean PSNR (dB) and SSIM over frames of two uint8 videos [T, S, S, 3] (s2v_jax.train.metrics, max_val 1)."""
 
-    from s2v_jax import metrics as image_metrics
 
     pred, real = np.asarray(pred), np.asarray(real)
     if pred.shape != real.shape:

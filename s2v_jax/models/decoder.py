@@ -12,7 +12,7 @@ return pre-sigmoid logits; the generator applies the sigmoid (optionally on
 top of the still's own logits, see `identity_residual`).
 """
 
-from typing import Any, Dict, Sequence
+from typing import Any, Callable, Dict, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -69,24 +69,26 @@ class TransposedDecoder(nn.Module):
     width: float = 1.0
     dtype: Any = jnp.float32
     zero_init_output: bool = False  # start the output conv at zero (identity-residual models start at the still)
+    conv_transpose: Callable[..., nn.Module] = nn.ConvTranspose  # layer class (see models.conv_transpose)
 
     @nn.compact
     def __call__(self, z, skips: Dict[str, jnp.ndarray]):
         _check_skips(self.skips)
         w = lambda c: scaled(c, self.width)  # noqa: E731
         kw = dict(dtype=self.dtype, param_dtype=jnp.float32)
+        tconv = self.conv_transpose
         same = ((1, 1), (1, 1))
         x = z.astype(self.dtype)[:, None, None, :]
         x = nn.relu(nn.Conv(w(128), (1, 1), name="fc", **_he(), **kw)(x))
-        x = nn.relu(nn.ConvTranspose(w(512), (6, 6), padding="VALID", name="up6", **_he(1, 36), **kw)(x))
-        x = nn.relu(nn.ConvTranspose(w(256), (4, 4), (2, 2), padding="SAME", name="up12", **_he(4, 16), **kw)(x))
+        x = nn.relu(tconv(w(512), (6, 6), padding="VALID", name="up6", **_he(1, 36), **kw)(x))
+        x = nn.relu(tconv(w(256), (4, 4), (2, 2), padding="SAME", name="up12", **_he(4, 16), **kw)(x))
         x = _concat_skip(x, skips, "C", self.skips)
-        x = nn.relu(nn.ConvTranspose(w(256), (4, 4), (2, 2), padding="VALID", name="up26", **_he(4, 16), **kw)(x))
+        x = nn.relu(tconv(w(256), (4, 4), (2, 2), padding="VALID", name="up26", **_he(4, 16), **kw)(x))
         x = nn.relu(nn.Conv(w(96), (3, 3), padding=same, name="conv26", **_he(), **kw)(x))
         x = _concat_skip(x, skips, "B", self.skips)
-        x = nn.relu(nn.ConvTranspose(w(96), (3, 3), (2, 2), padding="VALID", name="up53", **_he(2.25, 9), **kw)(x))
+        x = nn.relu(tconv(w(96), (3, 3), (2, 2), padding="VALID", name="up53", **_he(2.25, 9), **kw)(x))
         x = _concat_skip(x, skips, "A", self.skips)
-        x = nn.relu(nn.ConvTranspose(w(64), (8, 8), (2, 2), padding="VALID", name="up112", **_he(16, 64), **kw)(x))
+        x = nn.relu(tconv(w(64), (8, 8), (2, 2), padding="VALID", name="up112", **_he(16, 64), **kw)(x))
         x = nn.relu(nn.Conv(w(32), (3, 3), padding=same, name="conv112", **_he(), **kw)(x))
         out = nn.Conv(3, (3, 3), padding=same, name="out", **_out_init(self.zero_init_output), **kw)
         return out(x).astype(jnp.float32)

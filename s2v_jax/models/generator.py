@@ -7,7 +7,7 @@ reuses the features for every frame:
     frames = model.apply(variables, mfcc, ident, method=Speech2Vid.generate_from_identity)
 """
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -37,6 +37,8 @@ class Speech2Vid(nn.Module):
     # Not in the paper: predict a change to the first still, sigmoid(logit(still) + decoder),
     # instead of the whole face. Small CPU configs use it to get past the static baseline in minutes.
     identity_residual: bool = False
+    # The transposed decoder's layer class (models.conv_transpose: nn.ConvTranspose or the CPU phase form).
+    conv_transpose: Callable[..., nn.Module] = nn.ConvTranspose
 
     def setup(self):
         common = dict(width=self.width, dtype=self.dtype, bn_momentum=self.bn_momentum,
@@ -46,8 +48,9 @@ class Speech2Vid(nn.Module):
         decoders = {"transposed": TransposedDecoder, "bilinear": BilinearDecoder}
         if self.decoder not in decoders:
             raise ValueError(f"model.decoder must be 'transposed' or 'bilinear', not {self.decoder!r}")
+        extra = {"conv_transpose": self.conv_transpose} if self.decoder == "transposed" else {}
         self.image_decoder = decoders[self.decoder](skips=tuple(self.skips), width=self.width, dtype=self.dtype,
-                                                    zero_init_output=self.identity_residual)
+                                                    zero_init_output=self.identity_residual, **extra)
 
     def encode_identity(self, identity, train: bool = False) -> IdentityFeatures:
         """`[B, 112, 112, 3k]` -> {"embedding": [B, 256], plus the skip maps the decoder uses}."""

@@ -7,6 +7,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from s2v_jax.errors import ConfigError
+
 Padding = Any
 
 
@@ -68,3 +70,13 @@ def resize_bilinear_align_corners(x, size: Tuple[int, int]):
     ry = jnp.asarray(_interp_matrix(x.shape[1], size[0]), x.dtype)
     rx = jnp.asarray(_interp_matrix(x.shape[2], size[1]), x.dtype)
     return jnp.einsum("oh,bhwc,pw->bopc", ry, x, rx)
+
+
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def compute_dtype(name: str):
+    """`model.dtype` ('float32', 'bfloat16', 'float16') -> the jnp dtype; ConfigError otherwise."""
+    if name not in _DTYPES:
+        raise ConfigError(f"model.dtype must be one of {sorted(_DTYPES)}, not {name!r}")
+    return _DTYPES[name]

@@ -168,7 +168,7 @@ def write_clip(clip: SynthClip, mp4_path, npz_path) -> None:
     Both appear under their names only when complete, npz last, so an
     existing npz beside its mp4 means a complete clip (used for resuming).
     """
-    from s2v_jax import video
+    from s2v_jax.media import video
 
     mp4_path, npz_path = pathlib.Path(mp4_path), pathlib.Path(npz_path)
     mp4_path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from s2v_jax.errors import TrainingError
+from s2v_jax.train.state import abstract_train_state
+from s2v_jax.train.tasks import TASKS, get_task
 
 STATE, DATA, META, CONFIG = "state", "data", "meta", "config"
 CONFIG_FILE = "config.json"
@@ -151,28 +153,51 @@ def resolve_checkpoint_dir(path: str) -> str:
                         "checkpoints/ or best/ folder, or one step directory")
 
 
-def load_checkpoint_for_inference(path: str) -> Tuple[ml_collections.ConfigDict, Dict[str, Any]]:
-    """(config, variables) from a checkpoint alone; variables = {'params'[, 'batch_stats']}.
+def read_config(step_dir: str) -> ml_collections.ConfigDict:
+    """The config stored in one checkpoint step directory."""
+    reader = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+    raw = reader.restore(step_dir, args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))[CONFIG]
+    return config_from_json_dict(raw)
+
+
+def _variables_only(reader, step_dir: str, abstract_state) -> Dict[str, Any]:
+    """params and batch_stats of a checkpoint whose optimizer state has another structure
+    (a sync expert saved before the one optimizer factory), checked against the model's shapes."""
+    raw = reader.restore(step_dir, args=ocp.args.Composite(**{STATE: ocp.args.StandardRestore()}))[STATE]
+    variables = {"params": raw["params"], "batch_stats": raw.get("batch_stats") or {}}
+    want = {"params": abstract_state.params, "batch_stats": abstract_state.batch_stats}
+    got_shapes = jax.tree.map(np.shape, variables)
+    want_shapes = jax.tree.map(lambda x: tuple(x.shape), want)
+    if jax.tree.structure(got_shapes) != jax.tree.structure(want_shapes) or got_shapes != want_shapes:
+        raise TrainingError(f"checkpoint {step_dir}: its parameters do not match the model its stored config "
+                            "describes; it was written by an incompatible version; retrain it")
+    return jax.tree.map(jnp.asarray, variables)
+
+
+def load_checkpoint(path: str, tasks: Optional[Tuple[str, ...]] = None
+                    ) -> Tuple[ml_collections.ConfigDict, Dict[str, Any]]:
+    """(config, variables) of any task's checkpoint; variables = {'params'[, 'batch_stats']}.
 
     `path`: a work directory (its best checkpoint, else its latest), a
     `checkpoints/` or `best/` folder (latest step) or one step directory. The
-    model is rebuilt from the config stored in the checkpoint.
+    model is rebuilt from the config stored in the checkpoint; `tasks` names
+    the tasks the caller accepts (a TrainingError otherwise).
     """
-    from s2v_jax.models import build_model  # here: keeps this module light for the CLI
-    from s2v_jax.train_step import abstract_train_state
-
     step_dir = resolve_checkpoint_dir(path)
-    checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
-    config_dict = checkpointer.restore(step_dir, args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))[CONFIG]
-    config = config_from_json_dict(config_dict)
-    model = build_model(config)
-    abstract = abstract_train_state(config, model)
+    config = read_config(step_dir)
+    task = get_task(config)
+    if tasks is not None and task.name not in tasks:
+        wanted = " or ".join(TASKS[t].title for t in tasks)
+        raise TrainingError(f"checkpoint {step_dir} holds a {task.name!r} model, not {wanted}")
+    model = task.build_model(config)
+    abstract = abstract_train_state(config, model, task)
+    reader = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
     try:
-        restored = checkpointer.restore(step_dir, args=ocp.args.Composite(**{
+        restored = reader.restore(step_dir, args=ocp.args.Composite(**{
             STATE: ocp.args.StandardRestore(abstract_like(abstract))}))[STATE]
-    except (ValueError, KeyError, TypeError) as e:
-        raise TrainingError(f"checkpoint {step_dir} does not match the config stored with it: {e}") from e
-    variables = {"params": restored.params}
-    if restored.batch_stats:
-        variables["batch_stats"] = restored.batch_stats
+        variables = {"params": restored.params, "batch_stats": restored.batch_stats}
+    except (ValueError, KeyError, TypeError):
+        variables = _variables_only(reader, step_dir, abstract)
+    if not variables["batch_stats"]:
+        del variables["batch_stats"]
     return config, variables

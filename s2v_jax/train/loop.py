@@ -1,11 +1,12 @@
-"""`train_and_evaluate`: the training loop of the generator (or the deblurring net).
+"""`train_and_evaluate`: the one training loop, for every task (`config.task`).
 
 Resumes from the work directory's latest checkpoint (state and data order),
 syncs with the host only at log/eval/checkpoint steps, validates every
-`train.eval_every` steps (model and baseline L1/PSNR/SSIM), keeps the best
-checkpoint, stops early after `train.early_stopping_patience` evaluations
-without improvement, and writes metrics (process 0) to TensorBoard and
-`workdir/metrics.jsonl`.
+`train.eval_every` steps (the task's metrics, beside its baseline), keeps the
+best checkpoint on the task's `best_metric`, stops early after
+`train.early_stopping_patience` evaluations without improvement, stops on a
+non-finite loss naming the step, and writes metrics (process 0) to
+TensorBoard and `workdir/metrics.jsonl`.
 """
 
 import time
@@ -17,45 +18,30 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from s2v_jax import checkpointing, parallel
 from s2v_jax.errors import DataError, TrainingError
-from s2v_jax.metrics import MetricWriter
-from s2v_jax.models import build_model
-from s2v_jax.train_step import (abstract_train_state, baseline_name, create_train_state, make_eval_step,
-                                make_train_step, task_of)
-
-LoaderFn = Callable[..., Any]
-EvalBatchesFn = Callable[..., List[Dict[str, np.ndarray]]]
+from s2v_jax.train import checkpointing, parallel
+from s2v_jax.train.metrics import MetricWriter
+from s2v_jax.train.state import abstract_train_state, create_train_state
+from s2v_jax.train.steps import make_eval_step, make_train_step
+from s2v_jax.train.tasks import Task, get_task
+from s2v_jax.train.tasks.base import EvalBatchesFn, LoaderFn
 
 
 def data_functions(config: ml_collections.ConfigDict, train_loader_fn: Optional[LoaderFn] = None,
-                   eval_batches_fn: Optional[EvalBatchesFn] = None):
-    """The loader factories: the injected ones, else `s2v_jax.input_pipeline`'s
-    (building the dataset on first use with `ensure_dataset`)."""
+                   eval_batches_fn: Optional[EvalBatchesFn] = None, task: Optional[Task] = None):
+    """The loader factories: the injected ones, else the task's (which builds the dataset on first use)."""
     if train_loader_fn is not None and eval_batches_fn is not None:
         return train_loader_fn, eval_batches_fn
-    try:
-        from s2v_jax import input_pipeline
-    except ModuleNotFoundError as e:
-        if e.name != "s2v_jax.input_pipeline":
-            raise DataError(f"the input pipeline needs a package that is not installed: {e}") from e
-        raise DataError("no input pipeline: s2v_jax/input_pipeline.py is not there yet, so there is no "
-                        "data to train on (tests inject their own loader)") from e
-    missing = [n for n in ("ensure_dataset", "create_train_loader", "create_eval_batches")
-               if not hasattr(input_pipeline, n)]
-    if missing:
-        raise DataError(f"s2v_jax.input_pipeline lacks {', '.join(missing)}; cannot load training data")
-    input_pipeline.ensure_dataset(config)
-    return (train_loader_fn or input_pipeline.create_train_loader,
-            eval_batches_fn or input_pipeline.create_eval_batches)
+    own_train, own_eval = (task or get_task(config)).data_functions(config)
+    return train_loader_fn or own_train, eval_batches_fn or own_eval
 
 
-def _initial_meta() -> Dict[str, Any]:
-    return {"best_l1": None, "best_step": None, "best_eval": None, "last_eval": None,
+def _initial_meta(best_key: str) -> Dict[str, Any]:
+    return {best_key: None, "best_step": None, "best_eval": None, "last_eval": None,
             "evals_without_improvement": 0, "stopped_early": False}
 
 
-def _check_finite(rows: List[Dict[str, np.ndarray]], first_step: int) -> None:
+def check_finite(rows: List[Dict[str, np.ndarray]], first_step: int) -> None:
     """Raises TrainingError naming the first step whose loss is NaN or infinite."""
     for i, row in enumerate(rows):
         loss = float(row["loss"])
@@ -78,7 +64,7 @@ def close_run(bar, writer, ckpt, loader) -> None:
 
 
 def evaluate(p_eval: Callable, state, batches, dp: parallel.DataParallel) -> Dict[str, float]:
-    """Mean validation metrics over `batches` (model and baseline L1, PSNR, SSIM)."""
+    """Mean validation metrics over `batches` (the task's sums divided by the summed count)."""
     sums = None
     for batch in batches:
         out = p_eval(state, dp.shard_batch(batch))
@@ -90,62 +76,63 @@ def evaluate(p_eval: Callable, state, batches, dp: parallel.DataParallel) -> Dic
     return {k: float(v) / count for k, v in sorted(host.items())}
 
 
-def _progress_bar(config, start: int, total: int):
-    enabled = jax.process_index() == 0 and bool(config.train.get("progress_bar", True))
-    if not enabled:
+def _progress_bar(config, task: Task, start: int, total: int):
+    if jax.process_index() != 0 or not bool(config.train.get("progress_bar", True)):
         return None
-    from tqdm import tqdm
-    return tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)
+    from tqdm import tqdm  # only process 0 draws a bar
+    return tqdm(total=total, initial=start, desc=f"train {task.name}", unit="step", dynamic_ncols=True)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        train_loader_fn: Optional[LoaderFn] = None,
                        eval_batches_fn: Optional[EvalBatchesFn] = None) -> Dict[str, Any]:
-    """Trains `config`'s model in `workdir` (resuming there) and returns a summary dict:
-    {'step', 'stopped_early', 'train_loss', 'last_eval', 'best_eval', 'best_step', 'steps_per_sec'}.
+    """Trains `config`'s task in `workdir` (resuming there) and returns a summary dict:
+    {'task', 'step', 'stopped_early', 'train_loss', 'train_metrics', 'last_eval', 'best_eval',
+    'best_step', 'steps_per_sec'}.
 
     `train_loader_fn(config, *, process_index, process_count)` -> loader (iterator of
     numpy batch dicts with get_state/set_state) and
     `eval_batches_fn(config, *, num_batches, process_index, process_count)` -> list of
-    batches default to `s2v_jax.input_pipeline`'s.
+    batches default to the task's own (`Task.data_functions`).
     """
     t = config.train
+    task = get_task(config)
     dp = parallel.DataParallel(t.parallel)
     dp.check_batch_size(int(t.batch_size))
     process_index, process_count = jax.process_index(), jax.process_count()
-    train_loader_fn, eval_batches_fn = data_functions(config, train_loader_fn, eval_batches_fn)
+    train_loader_fn, eval_batches_fn = data_functions(config, train_loader_fn, eval_batches_fn, task)
     num_steps, global_batch = int(t.num_steps), int(t.batch_size)
     log_every, eval_every, ckpt_every = (max(1, int(t.log_every)), int(t.eval_every), int(t.checkpoint_every))
+    best_key = f"best_{task.best_metric}"
 
-    model = build_model(config, axis_name=dp.axis_name)
+    model = task.build_model(config, axis_name=dp.axis_name)
     ckpt = checkpointing.Checkpointer(workdir, keep=int(t.keep_checkpoints))
     checkpointing.write_config_json(config, workdir)
     loader = train_loader_fn(config, process_index=process_index, process_count=process_count)
-    meta = _initial_meta()
+    meta = _initial_meta(best_key)
     step = 0
     latest = ckpt.latest_step()
     if latest is None:
-        host_state = create_train_state(config, model, jax.random.PRNGKey(int(t.seed)))
+        host_state = create_train_state(config, model, jax.random.PRNGKey(int(t.seed)), task)
     else:
-        target = checkpointing.abstract_like(abstract_train_state(config, model))
+        target = checkpointing.abstract_like(abstract_train_state(config, model, task))
         host_state, data_state, saved_meta = ckpt.restore(target, latest)
         meta.update(saved_meta)
         loader.set_state(data_state)
         step = int(jax.device_get(host_state.step))
-        logging.info("resumed from %s/checkpoints/%d (step %d)", workdir, latest, step)
+        logging.info("resumed %s from %s/checkpoints/%d (step %d)", task.name, workdir, latest, step)
     start_step = step
     state = dp.put_state(host_state)
     del host_state
     batches = loader if hasattr(loader, "__next__") else iter(loader)
 
-    p_train = dp.compile_train_step(make_train_step(config, axis_name=dp.axis_name))
-    p_eval = dp.compile_eval_step(make_eval_step(config, axis_name=dp.axis_name))
+    p_train = dp.compile_train_step(make_train_step(config, task, axis_name=dp.axis_name))
+    p_eval = dp.compile_eval_step(make_eval_step(config, task, axis_name=dp.axis_name))
     eval_batches = None
     writer = MetricWriter(workdir)
-    bar = _progress_bar(config, step, num_steps)
-    prefix = baseline_name(task_of(config))
-    patience = int(t.early_stopping_patience)
-    summary = {"train_loss": None, "steps_per_sec": None}
+    bar = _progress_bar(config, task, step, num_steps)
+    patience = int(t.get("early_stopping_patience", 0))
+    summary = {"task": task.name, "train_loss": None, "train_metrics": None, "steps_per_sec": None}
     pending: List[Any] = []  # device metrics of the steps since the last sync
     first_pending = step + 1
     timer, timer_step = time.time(), step
@@ -175,7 +162,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
             # Host sync: fetch the pending metrics, stop on a non-finite loss, log.
             rows = dp.fetch(pending)
-            _check_finite(rows, first_pending)
+            check_finite(rows, first_pending)
             elapsed = time.time() - timer
             scalars = {f"train/{k}": float(np.mean([r[k] for r in rows])) for k in rows[-1]}
             if step > timer_step and elapsed > 0:
@@ -183,6 +170,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                 scalars["train/samples_per_sec"] = scalars["train/steps_per_sec"] * global_batch
                 summary["steps_per_sec"] = scalars["train/steps_per_sec"]
             summary["train_loss"] = scalars["train/loss"]
+            summary["train_metrics"] = {k[len("train/"):]: v for k, v in scalars.items()}
             writer.write_scalars(step, scalars)
             if bar is not None:
                 bar.set_postfix(loss=f"{scalars['train/loss']:.4f}")
@@ -194,13 +182,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                                                    process_index=process_index, process_count=process_count)
                 val = evaluate(p_eval, state, eval_batches, dp)
                 writer.write_scalars(step, {f"val/{k}": v for k, v in val.items()})
-                logging.info("step %d: val L1 %.4f PSNR %.2f SSIM %.3f (%s baseline: L1 %.4f PSNR %.2f SSIM %.3f; "
-                             "output to baseline L1 %.4f)", step, val["l1"], val["psnr"], val["ssim"], prefix,
-                             val[f"{prefix}_l1"], val[f"{prefix}_psnr"], val[f"{prefix}_ssim"],
-                             val[f"l1_to_{prefix}"])
+                logging.info("step %d: %s", step, task.describe(val))
                 meta["last_eval"] = val
-                if meta["best_l1"] is None or val["l1"] < meta["best_l1"]:
-                    meta.update(best_l1=val["l1"], best_step=step, best_eval=val, evals_without_improvement=0)
+                best = val[task.best_metric]
+                if meta[best_key] is None or best < meta[best_key]:
+                    meta.update({best_key: best, "best_step": step, "best_eval": val,
+                                 "evals_without_improvement": 0})
                     ckpt.save(step, dp.state_for_checkpoint(state), data_state=loader.get_state(), meta=meta,
                               config=config, best=True)
                 else:
@@ -208,8 +195,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                     if patience > 0 and meta["evals_without_improvement"] >= patience:
                         meta["stopped_early"] = stop = True
                         logging.info("early stopping at step %d: %d evaluations without improvement "
-                                     "(best val L1 %.4f at step %d)", step, patience, meta["best_l1"],
-                                     meta["best_step"])
+                                     "(best val %s %.4f at step %d)", step, patience, task.best_metric,
+                                     meta[best_key], meta["best_step"])
             if is_ckpt or stop:
                 ckpt.save(step, dp.state_for_checkpoint(state), data_state=loader.get_state(), meta=meta,
                           config=config)

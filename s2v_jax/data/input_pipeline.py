@@ -2,7 +2,7 @@
 
 A sample is drawn as the paper does: every `config.data.frame_stride`-th frame
 t of a face track is a target; its MFCC window (12x35, centred on frame t's
-time, padded at the video's ends as `s2v_jax.audio.mfcc_windows` documents)
+time, padded at the video's ends as `s2v_jax.media.audio.mfcc_windows` documents)
 is the audio input, and `config.model.num_identity_images` frames of the same
 track at least `config.data.min_identity_distance` frames from t, stacked
 channel-wise, are the identity input. Targets with no such frame are left out.
@@ -212,42 +212,47 @@ def _samples(config, split: str) -> TrackSamples:
     return source
 
 
-def _per_process_batch(config, process_count: int) -> int:
+def per_process_batch(config, process_count: int) -> int:
+    """This process's share of `train.batch_size` (DataError unless it splits evenly)."""
     batch, rem = divmod(int(config.train.batch_size), process_count)
     if rem or batch == 0:
         raise DataError(f"train.batch_size={config.train.batch_size} does not split evenly over {process_count} processes")
     return batch
 
 
-def _data_loader(config, source, *, batch: int, seed: int, augment: bool, workers: int,
-                 process_index: int, process_count: int, debug: bool) -> grain.DataLoader:
+def build_loader(source, transform, *, batch_size: int, seed: int, workers: int = 0, process_index: int = 0,
+                 process_count: int = 1, read_threads: int = 4, prefetch: int = 64) -> "Loader":
+    """The one way every task's batches are made: endless, shuffled (`seed`), sharded over
+    processes, `transform` (a grain map) per element, batched, resumable (`Loader`)."""
+    if len(source) == 0:
+        raise DataError(f"{source!r} has no samples")
     shard = grain.ShardOptions(shard_index=process_index, shard_count=process_count, drop_remainder=True)
     sampler = grain.IndexSampler(num_records=len(source), shard_options=shard, shuffle=True,
                                  num_epochs=None, seed=seed)
-    ops = [MakeSample(int(config.model.num_identity_images), int(config.data.min_identity_distance),
-                      augment, debug),
-           grain.Batch(batch_size=batch, drop_remainder=True)]
-    return grain.DataLoader(data_source=source, sampler=sampler, operations=ops, worker_count=workers,
-                            shard_options=shard, read_options=grain.ReadOptions(num_threads=4, prefetch_buffer_size=64))
+    ops = [transform, grain.Batch(batch_size=batch_size, drop_remainder=True)]
+    dl = grain.DataLoader(data_source=source, sampler=sampler, operations=ops, worker_count=workers,
+                          shard_options=shard,
+                          read_options=grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=prefetch))
+    return Loader(dl, len(source), batch_size)
+
+
+def _make_sample(config, augment: bool, debug: bool) -> "MakeSample":
+    return MakeSample(int(config.model.num_identity_images), int(config.data.min_identity_distance), augment, debug)
 
 
 def create_train_loader(config, *, process_index: int = 0, process_count: int = 1, debug: bool = False) -> Loader:
     """Endless, shuffled, sharded training batches (see the module docstring)."""
-    source = _samples(config, "train")
-    batch = _per_process_batch(config, process_count)
-    dl = _data_loader(config, source, batch=batch, seed=int(config.data.shuffle_seed),
-                      augment=bool(config.data.augment), workers=int(config.data.num_workers),
-                      process_index=process_index, process_count=process_count, debug=debug)
-    return Loader(dl, len(source), batch)
+    return build_loader(_samples(config, "train"), _make_sample(config, bool(config.data.augment), debug),
+                        batch_size=per_process_batch(config, process_count), seed=int(config.data.shuffle_seed),
+                        workers=int(config.data.num_workers), process_index=process_index,
+                        process_count=process_count)
 
 
 def create_eval_batches(config, *, num_batches: int, process_index: int = 0, process_count: int = 1,
                         debug: bool = False) -> List[Dict[str, np.ndarray]]:
     """`num_batches` validation batches, the same on every call (fixed order,
     identity frames and no augmentation); cycles if the split is smaller."""
-    source = _samples(config, "validation")
-    batch = _per_process_batch(config, process_count)
-    dl = _data_loader(config, source, batch=batch, seed=0, augment=False, workers=0,
-                      process_index=process_index, process_count=process_count, debug=debug)
-    it = iter(dl)
-    return [next(it) for _ in range(num_batches)]
+    loader = build_loader(_samples(config, "validation"), _make_sample(config, False, debug),
+                          batch_size=per_process_batch(config, process_count), seed=0,
+                          process_index=process_index, process_count=process_count)
+    return [next(loader) for _ in range(num_batches)]

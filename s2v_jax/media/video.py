@@ -38,7 +38,8 @@ from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
-from s2v_jax.audio import (
+from s2v_jax.errors import MediaError
+from s2v_jax.media.audio import (
     SAMPLE_RATE,
     VIDEO_FPS,
     check_media_file,
@@ -47,7 +48,6 @@ from s2v_jax.audio import (
     load_audio,
     num_video_frames,
 )
-from s2v_jax.errors import MediaError
 
 _PROBE_TIMEOUT_S = 60
 

@@ -52,9 +52,15 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from s2v_jax import audio as audio_lib
+from s2v_jax import faces
 from s2v_jax.errors import MediaError, NoFaceError, S2VError
-from s2v_jax.inference import FrameGenerator, face_mask, iter_audio_windows, load_speech, paste_face, to_crop_size
+from s2v_jax.faces import registration
+from s2v_jax.faces.compositing import face_mask, paste_face, to_crop_size
+from s2v_jax.inference.generator import FrameGenerator
+from s2v_jax.media import audio as audio_lib
+from s2v_jax.media import video
+from s2v_jax.media.speech import iter_audio_windows, load_speech
+from s2v_jax.media.video import VideoWriter, probe
 
 LENGTH_POLICIES = ("audio", "video", "shortest")
 SMOOTHING_SIGMA = 2.0  # frames, as preprocess.SMOOTHING_SIGMA
@@ -103,7 +109,6 @@ class _TrackRecord:
         self.candidates: List[list] = []  # [stretch index, residual, frame index, crop]
 
     def add(self, frame: np.ndarray, landmarks: np.ndarray, box: np.ndarray) -> None:
-        from s2v_jax import registration
 
         t = len(self.transforms)
         m = registration.registration_transform(landmarks)
@@ -137,7 +142,6 @@ class _TrackRecord:
         return [c[2] for c in chosen], crops
 
     def smoothed(self) -> np.ndarray:
-        from s2v_jax import registration
         return registration.smooth_transforms(np.stack(self.transforms), SMOOTHING_SIGMA).astype(np.float32)
 
 
@@ -149,7 +153,6 @@ def track_video(video_path, num_identity_images: int = 1, face_index: int = 0, p
     a (trackable) face, S2VError when no frame has `face_index + 1` faces.
     tracker_kwargs go to faces.FaceTracker (min_track_frames, detect_every, ...).
     """
-    from s2v_jax import faces, video
 
     if face_index is None:
         face_index = 0
@@ -260,7 +263,6 @@ def iter_source_frames(path, num_source_frames: int, num_out: int) -> Iterator[T
     the later (ping-pong) outputs use are written to a temporary file during
     that pass and read back from it, so memory holds one frame.
     """
-    from s2v_jax import video
 
     src = source_indices(np.arange(num_out), num_source_frames)
     first = min(num_out, num_source_frames)
@@ -356,7 +358,6 @@ def redub_video(checkpoint, video_path, audio_path, out_path, *, face_index: int
     FrameGenerator. Cheap checks (speech, output folder, checkpoint) run
     before the tracking pass.
     """
-    from s2v_jax.video import VideoWriter, probe
 
     t0 = time.time()
     output_length(1, 1, length)  # validates the policy

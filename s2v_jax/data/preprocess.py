@@ -18,8 +18,9 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from s2v_jax import faces, registration
+from s2v_jax import faces
 from s2v_jax.errors import MediaError
+from s2v_jax.faces import registration
 
 # Shortest face track kept, in 25 fps frames (0.48 s: more than one 0.35 s audio window).
 MIN_TRACK_FRAMES = 12
@@ -146,7 +147,7 @@ class TrackExtractor:
         return list(self.tracker.shot_boundaries)
 
     def run(self) -> List[FaceTrack]:
-        from s2v_jax import video
+        from s2v_jax.media import video
 
         frames_iter = video.iter_frames(self.video_path, max_frames=self.max_frames)
         if self.progress:
@@ -212,7 +213,7 @@ def preprocess_video(video_path, min_track_frames: int = MIN_TRACK_FRAMES,
     (checked before the slow face pass). A video with no usable face gives
     zero tracks and `no_face_reason`.
     """
-    from s2v_jax import audio, video
+    from s2v_jax.media import audio, video
 
     info = video.probe(video_path)
     if not info.has_audio:

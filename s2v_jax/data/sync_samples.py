@@ -1,0 +1,164 @@
+"""The sync expert's inputs and samples (SyncNet, Chung & Zisserman 2016).
+
+Inputs: `s2v_jax.data.sync_inputs` (five lower-face frames, 0.2 s of MFCC).
+
+Samples. Every `data.frame_stride`-th frame k of a registered face track is a
+centre: its five lower-face frames (video), the in-sync MFCC of frame k
+(audio) and the MFCC of frame k+s (audio_shifted), with s drawn uniformly from
+the shifts min_offset <= |s| <= max_offset that stay inside the track (hard
+negatives: the same clip, the same face). Batches are numpy dicts:
+    'video'          uint8   [b, 112 - top, 112, 5]  (15 channels for RGB)
+    'audio'          float32 [b, 12, 20, 1]          in sync with the video
+    'audio_shifted'  float32 [b, 12, 20, 1]          out of sync
+    'offset'         int32   [b]  AV offset d = -s of the shifted pair (positive = audio leads)
+Tracks come from the TFDS corpus that `input_pipeline` reads (its
+`ensure_dataset`, `split_tracks`, `TrackSamples` and `Loader` are reused, so
+the data order resumes with the checkpoint), or from in-memory arrays
+(`ArrayTracks`, for tests and notebooks).
+"""
+
+import os
+from typing import Any, Dict, List, Sequence
+
+import grain.python as grain
+import ml_collections
+import numpy as np
+
+from s2v_jax.data import input_pipeline
+from s2v_jax.data.input_pipeline import sample_index
+from s2v_jax.data.sync_inputs import audio_input, frame_indices, video_input
+from s2v_jax.errors import DataError
+from tfds_builders.common import decode_frame
+
+Batch = Dict[str, Any]
+
+
+def _frame(frames, j: int) -> np.ndarray:
+    """Frame j of a track: JPEG/PNG bytes (TFDS records) or an array row."""
+    x = frames[j]
+    if isinstance(x, (bytes, np.bytes_)):
+        return decode_frame(x)
+    return np.asarray(x)
+
+
+def shift_candidates(centre: int, num_frames: int, min_offset: int, max_offset: int) -> np.ndarray:
+    """Shifts s with min_offset <= |s| <= max_offset and 0 <= centre + s < num_frames
+    (falling back to any non-zero shift inside the track when the track is short)."""
+    s = np.arange(-max_offset, max_offset + 1)
+    s = s[(np.abs(s) >= max(1, min_offset)) & (centre + s >= 0) & (centre + s < num_frames)]
+    if len(s) == 0:
+        s = np.arange(-centre, num_frames - centre)
+        s = s[s != 0]
+    if len(s) == 0:
+        raise DataError(f"a {num_frames}-frame track has no shifted audio for the sync expert (needs >= 2 frames)")
+    return s
+
+
+def _jitter(rng: np.random.Generator, video: np.ndarray) -> np.ndarray:
+    """Random contrast/brightness and a horizontal flip of stacked frames (lip sync is unchanged)."""
+    contrast, brightness = rng.uniform(0.8, 1.2), rng.uniform(-20.0, 20.0)
+    out = np.clip((video.astype(np.float32) - 128.0) * contrast + 128.0 + brightness, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(out[:, ::-1]) if rng.random() < 0.5 else out
+
+
+def sync_sample(rng: np.random.Generator, frames, mfcc, num_frames: int, centre: int, *, lower_face_top: int,
+                grayscale: bool, min_offset: int, max_offset: int, augment: bool) -> Dict[str, np.ndarray]:
+    """One training example around track frame `centre` (see the module docstring)."""
+    shift = int(rng.choice(shift_candidates(centre, num_frames, min_offset, max_offset)))
+    crops = np.stack([_frame(frames, int(j)) for j in frame_indices(centre, num_frames)])
+    video = video_input(crops, lower_face_top, grayscale)
+    if augment:
+        video = _jitter(rng, video)
+    mfcc = np.asarray(mfcc)
+    return {"video": video, "audio": audio_input(mfcc[centre]),
+            "audio_shifted": audio_input(mfcc[centre + shift]), "offset": np.int32(-shift)}
+
+
+class MakeSyncSample(grain.RandomMapTransform):
+    """grain map: {'example', 'frame'} (input_pipeline.TrackSamples' elements) -> a sync example."""
+
+    def __init__(self, config: ml_collections.ConfigDict, augment: bool, debug: bool = False):
+        self.kw = dict(lower_face_top=int(config.model.lower_face_top), grayscale=bool(config.model.grayscale),
+                       min_offset=int(config.data.min_offset), max_offset=int(config.data.max_offset),
+                       augment=augment)
+        self.debug = debug
+
+    def random_map(self, element: Dict[str, Any], rng: np.random.Generator) -> Dict[str, np.ndarray]:
+        ex = element["example"]
+        out = sync_sample(rng, ex["frames"], ex["mfcc"], int(ex["num_frames"]), int(element["frame"]), **self.kw)
+        if self.debug:  # where the example came from, for tests
+            out.update(record=np.int64(element["record"]), centre=np.int64(element["frame"]))
+        return out
+
+
+class ArrayTracks(grain.RandomAccessDataSource):
+    """In-memory tracks as a grain source with TrackSamples' element format.
+
+    tracks: sequence of {'frames': uint8 [T, 112, 112, 3], 'mfcc': float32 [T, 12, 35]}.
+    """
+
+    def __init__(self, tracks: Sequence[Dict[str, np.ndarray]], stride: int = 1):
+        self.tracks = [{"frames": np.asarray(t["frames"]), "mfcc": np.asarray(t["mfcc"], np.float32),
+                        "num_frames": len(t["frames"])} for t in tracks]
+        self.records, self.frames = sample_index([t["num_frames"] for t in self.tracks], stride, 0)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        r = int(self.records[i])
+        return {"example": self.tracks[r], "record": r, "frame": int(self.frames[i])}
+
+    def __repr__(self) -> str:
+        return f"ArrayTracks(tracks={len(self.tracks)}, samples={len(self)})"
+
+
+def make_loader(source, config: ml_collections.ConfigDict, *, batch_size: int, seed: int, augment: bool,
+                workers: int = 0, process_index: int = 0, process_count: int = 1, debug: bool = False):
+    """Endless shuffled batches of `source` as an input_pipeline.Loader (get_state/set_state).
+    `debug` adds each example's 'record' and 'centre' frame."""
+    return input_pipeline.build_loader(source, MakeSyncSample(config, augment, debug), batch_size=batch_size,
+                                       seed=seed, workers=workers, process_index=process_index,
+                                       process_count=process_count)
+
+
+def _tfds_source(config, split: str):
+    builder = input_pipeline.ensure_dataset(config)
+    num_frames = input_pipeline.split_tracks(builder, split)
+    return input_pipeline.TrackSamples(os.fspath(builder.data_dir), builder.info.full_name, split,
+                                       int(config.data.frame_stride), 0, num_frames)
+
+
+def create_train_loader(config, *, process_index: int = 0, process_count: int = 1, debug: bool = False):
+    """Training batches from the TFDS corpus's 'train' split."""
+    return make_loader(_tfds_source(config, "train"), config, batch_size=input_pipeline.per_process_batch(config, process_count),
+                       seed=int(config.data.shuffle_seed), augment=bool(config.data.augment),
+                       workers=int(config.data.num_workers), process_index=process_index, process_count=process_count,
+                       debug=debug)
+
+
+def create_eval_batches(config, *, num_batches: int, process_index: int = 0, process_count: int = 1) -> List[Batch]:
+    """Fixed validation batches (seed 0, no augmentation) from the 'validation' split."""
+    loader = make_loader(_tfds_source(config, "validation"), config,
+                         batch_size=input_pipeline.per_process_batch(config, process_count), seed=0, augment=False,
+                         process_index=process_index, process_count=process_count)
+    return [next(loader) for _ in range(num_batches)]
+
+
+def array_data_fns(train_tracks, eval_tracks=None, stride: int = 1):
+    """(train_loader_fn, eval_batches_fn) over in-memory tracks, for `train_sync`'s injection points."""
+    eval_tracks = train_tracks if eval_tracks is None else eval_tracks
+
+    def train_loader_fn(config, *, process_index=0, process_count=1):
+        return make_loader(ArrayTracks(train_tracks, stride), config,
+                           batch_size=input_pipeline.per_process_batch(config, process_count), seed=int(config.data.shuffle_seed),
+                           augment=bool(config.data.augment), process_index=process_index,
+                           process_count=process_count)
+
+    def eval_batches_fn(config, *, num_batches, process_index=0, process_count=1):
+        loader = make_loader(ArrayTracks(eval_tracks, stride), config,
+                             batch_size=input_pipeline.per_process_batch(config, process_count), seed=0, augment=False,
+                             process_index=process_index, process_count=process_count)
+        return [next(loader) for _ in range(num_batches)]
+
+    return train_loader_fn, eval_batches_fn

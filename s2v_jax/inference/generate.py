@@ -1,0 +1,97 @@
+"""`generate_video`: stills + speech -> a talking-face mp4 (what `s2v generate` runs)."""
+
+import dataclasses
+import os
+import time
+import warnings
+from typing import Iterator, List, Optional, Union
+
+import numpy as np
+
+from s2v_jax.faces.compositing import face_mask, paste_face, to_crop_size
+from s2v_jax.inference.generator import FrameGenerator
+from s2v_jax.inference.stills import Stills, register_stills
+from s2v_jax.media import audio as audio_lib
+from s2v_jax.media.speech import iter_audio_windows, load_speech
+from s2v_jax.media.video import VideoWriter
+
+
+def still_frames(generator: "FrameGenerator", stills: Stills, wav: np.ndarray, *, paste_back: bool = True,
+                 mask: str = "face", progress: bool = False) -> Iterator[np.ndarray]:
+    """The video's frames in order, uint8: the generated face pasted into the
+    first photo ([H, W, 3]) or, with paste_back=False, the bare face [S, S, 3].
+
+    num_video_frames(len(wav)) frames; the identity is encoded once, audio
+    windows are computed and generated in chunks (memory bounded).
+    """
+    identity = generator.encode_identity(stills.crops)
+    n = audio_lib.num_video_frames(len(wav))
+    mask_arr = face_mask(mask) if paste_back else None
+    m = stills.faces[0].M
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=n, unit="frame", desc="generate")
+    chunk = generator.batch_size * max(1, 1024 // generator.batch_size)
+    try:
+        for windows in iter_audio_windows(wav, n, chunk):
+            for batch in generator.generate_batches(windows, identity):
+                for face in batch:
+                    yield paste_face(stills.photo, to_crop_size(face), m, mask_arr) if paste_back else face
+                if bar is not None:
+                    bar.update(len(batch))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+@dataclasses.dataclass
+class GenerateResult:
+    """What `generate_video` wrote: path, frame count and size, warnings, seconds taken."""
+
+    path: str
+    num_frames: int
+    width: int
+    height: int
+    warnings: List[str]
+    seconds: float
+
+
+def _image_list(images) -> list:
+    if isinstance(images, (str, os.PathLike, np.ndarray)):
+        return [images]
+    return list(images)
+
+
+def generate_video(checkpoint: Union[str, os.PathLike, "FrameGenerator"], images, audio_path, out_path, *,
+                   paste_back: bool = True, deblur=None, batch_size: int = 64, progress: bool = True,
+                   face_index: Optional[int] = None, mask: str = "face", preset: str = "medium",
+                   crf: int = 18) -> GenerateResult:
+    """Stills + speech file -> 25 fps H.264 mp4 with the speech as its sound track.
+
+    checkpoint: a training work directory (best, else latest checkpoint), one
+    checkpoint step directory, or a loaded FrameGenerator (then `deblur` and
+    `batch_size` are its own). images: 1 or 5 face photos (paths or RGB
+    arrays). The video has num_video_frames(audio) frames, so it is as long as
+    the audio to within half a frame. Warnings (several faces, small face,
+    repeated still) are issued with `warnings.warn` and returned.
+    """
+
+
+    t0 = time.time()
+    images = _image_list(images)
+    face_mask(mask)  # validate before the slow parts
+    wav = load_speech(audio_path)
+    writer = VideoWriter(out_path, audio=wav, preset=preset, crf=crf)  # checks the output folder now
+    with writer:
+        generator = checkpoint if isinstance(checkpoint, FrameGenerator) else FrameGenerator.from_checkpoint(
+            os.fspath(checkpoint), deblur_checkpoint=deblur, batch_size=batch_size)
+        stills = register_stills(images, generator.num_identity_images, face_index)
+        for note in stills.warnings:
+            warnings.warn(note, stacklevel=2)
+        size = None
+        for frame in still_frames(generator, stills, wav, paste_back=paste_back, mask=mask, progress=progress):
+            size = frame.shape[:2]
+            writer.write(frame)
+    return GenerateResult(path=str(writer.path), num_frames=writer.num_frames, width=size[1], height=size[0],
+                          warnings=list(stills.warnings), seconds=time.time() - t0)

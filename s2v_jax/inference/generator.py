@@ -1,0 +1,159 @@
+"""`FrameGenerator`: a generator checkpoint (and optional deblurring net) with
+jitted, batched inference.
+
+The identity still(s) are encoded once; MFCC windows go through the audio
+encoder and decoder in fixed-size batches (the last one padded), so each batch
+size compiles once; the deblurring net runs inside the same jitted call.
+Frames leave the device as uint8. The transposed convolutions are
+`model.conv_transpose`'s ('auto': the phase form on CPU, see
+`s2v_jax.models.conv_transpose`).
+
+    gen = FrameGenerator.from_checkpoint("workdirs/tiny")
+    ident = gen.encode_identity(crops)            # crops: uint8 [k, 112, 112, 3]
+    frames = gen.generate(windows, ident)         # windows: float32 [F, 12, 35]
+
+The v201 decoder outputs 109x109 frames covering the same registered face
+region as the 112x112 crop (training resizes its 112 targets to 109).
+"""
+
+import functools
+import os
+from typing import Iterator, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from s2v_jax.errors import S2VError, TrainingError
+from s2v_jax.models import Speech2Vid, build_model, compute_dtype
+from s2v_jax.models.conv_transpose import CHOICES as CONV_TRANSPOSE_CHOICES
+from s2v_jax.train.checkpointing import load_checkpoint
+
+
+def _to_uint8(x):
+    return (jnp.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(jnp.uint8)
+
+
+class FrameGenerator:
+    """A generator (and optional deblurring net) with jitted, batched inference."""
+
+    def __init__(self, config, variables, deblur_config=None, deblur_variables=None, batch_size: int = 64,
+                 dtype: Optional[str] = None, conv_transpose: Optional[str] = None):
+        if dtype is not None or conv_transpose is not None:
+            config = config.copy_and_resolve_references()
+        if dtype is not None:
+            config.model.dtype = dtype
+            compute_dtype(dtype)  # validates the name
+        if conv_transpose is not None:
+            if conv_transpose not in CONV_TRANSPOSE_CHOICES:
+                raise S2VError(f"conv_transpose must be one of {CONV_TRANSPOSE_CHOICES}, not {conv_transpose!r}")
+            config.model.conv_transpose = conv_transpose
+        self.config = config
+        self.model: Speech2Vid = build_model(config)
+        self.variables = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
+        self.num_identity_images = config.model.num_identity_images
+        self.batch_size = int(batch_size)
+        self.deblur = None
+        if deblur_config is not None:
+            if dtype is not None:
+                deblur_config = deblur_config.copy_and_resolve_references()
+                deblur_config.model.dtype = dtype
+            self.deblur = (build_model(deblur_config), {"params": deblur_variables["params"]})
+        self._encode = jax.jit(functools.partial(self.model.apply, method=Speech2Vid.encode_identity))
+        self._decode = jax.jit(self._decode_impl)
+
+    @classmethod
+    def from_checkpoint(cls, path, deblur_checkpoint=None, batch_size: int = 64, dtype: Optional[str] = None):
+        """Loads a training workdir (its best, else latest checkpoint) or one checkpoint directory."""
+        for p, flag in ((path, "--checkpoint"), (deblur_checkpoint, "--deblur")):
+            if p and not os.path.exists(p):
+                raise S2VError(f"{flag} {p} does not exist; give a training work directory or one of its "
+                               "checkpoint step directories")
+        config, variables = _load(path, "generator", "give the generator's workdir as --checkpoint and the "
+                                  "deblurring net's as --deblur")
+        deblur_config = deblur_variables = None
+        if deblur_checkpoint:
+            deblur_config, deblur_variables = _load(deblur_checkpoint, "deblur", "give the deblurring net's workdir "
+                                                    "as --deblur")
+        return cls(config, variables, deblur_config, deblur_variables, batch_size, dtype)
+
+    @property
+    def output_size(self) -> int:
+        return 109 if self.config.model.decoder == "bilinear" else 112
+
+    def encode_identity(self, crops: np.ndarray):
+        """Registered stills uint8 [k, 112, 112, 3] (k = 1 or the model's count) -> cached features.
+
+        With one still for a 5-image model the still is repeated five times.
+        """
+        crops = np.asarray(crops)
+        if crops.ndim == 3:
+            crops = crops[None]
+        k = self.num_identity_images
+        if crops.shape[0] == 1 and k > 1:
+            crops = np.repeat(crops, k, axis=0)
+        if crops.shape[0] != k or crops.shape[1:] != (112, 112, 3):
+            raise S2VError(f"this model takes {k} registered 112x112 still(s); got an array of shape {crops.shape}")
+        stacked = np.concatenate(list(crops), axis=-1)[None].astype(np.float32) / 255.0  # [1, 112, 112, 3k]
+        return self._encode(self.variables, jnp.asarray(stacked))
+
+    def _decode_impl(self, variables, windows, identity):
+        frames = self.model.apply(variables, windows[..., None], identity, method=Speech2Vid.generate_from_identity)
+        if self.deblur is not None:
+            net, _ = self.deblur
+            frames = net.apply(self.deblur[1], frames)
+        return _to_uint8(frames)
+
+    def generate_batches(self, windows: np.ndarray, identity, progress: bool = False) -> Iterator[np.ndarray]:
+        """Yields uint8 frame chunks [<=batch_size, S, S, 3] for MFCC windows [F, 12, 35].
+
+        The next batch is dispatched before the previous one is copied to the
+        host, so on an accelerator the device never waits for the consumer.
+        """
+        windows = np.asarray(windows, np.float32)
+        n = windows.shape[0]
+        bar = None
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=n, unit="frame", desc="generating")
+        bs = self.batch_size
+        pending = None  # (device frames, count) of the batch in flight
+        for start in range(0, n, bs):
+            chunk = windows[start:start + bs]
+            m = chunk.shape[0]
+            if m < bs:  # pad to the compiled batch size; the padding frames are dropped
+                chunk = np.concatenate([chunk, np.zeros((bs - m,) + chunk.shape[1:], np.float32)])
+            out = self._decode(self.variables, jnp.asarray(chunk), identity)
+            if pending is not None:
+                yield self._fetch(*pending, bar)
+            pending = (out, m)
+        if pending is not None:
+            yield self._fetch(*pending, bar)
+        if bar is not None:
+            bar.close()
+
+    @staticmethod
+    def _fetch(out, m, bar):
+        frames = np.asarray(out)[:m]
+        if bar is not None:
+            bar.update(m)
+        return frames
+
+    def generate(self, windows: np.ndarray, identity, progress: bool = False) -> np.ndarray:
+        """All frames at once: uint8 [F, S, S, 3]."""
+        chunks = list(self.generate_batches(windows, identity, progress))
+        if not chunks:
+            s = self.output_size
+            return np.zeros((0, s, s, 3), np.uint8)
+        return np.concatenate(chunks)
+
+
+def _load(path, task: str, hint: str):
+    """(config, variables) of a `task` checkpoint; S2VError naming the path otherwise."""
+
+    try:
+        return load_checkpoint(path, tasks=(task,))
+    except TrainingError as e:
+        if "holds a" in str(e):
+            raise S2VError(f"{e}; {hint}") from e
+        raise
