@@ -265,7 +265,7 @@ def test_real_edge_cases_are_skipped_with_reasons(real_data, tmp_path):
     link(manual, "speaker/00001.mp4", real_data / LRS2 / "00001.mp4")
     link(manual, "broken/truncated.mp4", real_data / "edge_cases" / "truncated.mp4")
     link(manual, "anime/no_audio.mp4", real_data / "edge_cases" / "no_audio_track_anime.mp4")
-    from s2v_jax import audio
+    from s2v_jax.media import audio
 
     noface = manual / "wall" / "noface.mp4"  # 1 s grey frames with a tone: no face
     noface.parent.mkdir(parents=True)

@@ -4,7 +4,7 @@
     synthetic_talking_faces/{tiny,small,medium}    the s2v_jax.synth corpus, registered
 
 `build()` prepares one (the `s2v build-dataset` command and
-`s2v_jax.input_pipeline.ensure_dataset` use it); `report()` summarises a
+`s2v_jax.data.input_pipeline.ensure_dataset` use it); `report()` summarises a
 prepared one from its build metadata. Importing the sub-packages registers the
 builders with TFDS; heavy imports happen inside the functions.
 """
