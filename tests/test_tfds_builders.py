@@ -85,6 +85,29 @@ def test_layouts_map_paths_to_identities(tmp_path):
     assert skipped == []
 
 
+def test_real_corpus_layout_groups_each_source_and_holds_out_per_source(tmp_path):
+    touch(tmp_path, "lrs2/vid1/00001.mp4", "lrs2/vid1/00001.txt", "lrs2_b/demo/00002.mp4",
+          "grid_s1/bbaf3s.mp4", "grid_s1/bbaf3s.align", "grid_s1/bbaf4p.mp4", "tedx_ro/clip01.mp4",
+          "styletalk/Obama_clip1.mp4", "styletalk/Obama_clip2.mp4", "styletalk/KristiNoem.mp4",
+          "lrc_ar/00139.mp4", "lrc_ar/00146.mp4", "lrc_ar/add_15770.mp4", "grid/bbaf2n.mpg",
+          "voxceleb2_style/00002.mp4", "stray.mp4")
+    clips, skipped = layouts.list_clips(str(tmp_path), "real", 10)
+    groups = {c.source: c.group_id for c in clips}
+    assert groups == {"lrs2/vid1/00001.mp4": "lrs2/vid1", "lrs2_b/demo/00002.mp4": "lrs2_b/demo",
+                      "grid_s1/bbaf3s.mp4": "grid_s1", "grid_s1/bbaf4p.mp4": "grid_s1", "tedx_ro/clip01.mp4": "tedx_ro",
+                      "styletalk/Obama_clip1.mp4": "styletalk/obama", "styletalk/Obama_clip2.mp4": "styletalk/obama",
+                      "styletalk/KristiNoem.mp4": "styletalk/kristinoem", "lrc_ar/00139.mp4": "lrc_ar/2",
+                      "lrc_ar/00146.mp4": "lrc_ar/2", "lrc_ar/add_15770.mp4": "lrc_ar/315",
+                      "grid/bbaf2n.mpg": "grid/bbaf2n", "voxceleb2_style/00002.mp4": "voxceleb2_style/00002"}
+    assert [r["source"] for r in skipped] == ["stray.mp4"]  # not in a source folder: reported, not dropped
+    for source in ("styletalk", "lrc_ar"):  # a source with >= 2 identities holds one out
+        assert {c.split for c in clips if c.source.startswith(source + "/")} == {"train", "validation"}
+    by_group = {}
+    for c in clips:
+        by_group.setdefault(c.group_id, set()).add(c.split)
+    assert all(len(s) == 1 for s in by_group.values())  # no identity in two splits
+
+
 def test_split_is_a_function_of_the_identity_only():
     ids = [f"spk{i}" for i in range(200)]
     splits = [common.hash_split(i, 10) for i in ids]

@@ -41,6 +41,10 @@ class RegisteredFaces(tfds.core.GeneratorBasedBuilder):
         RegisteredFacesConfig(name="lrw", layout="lrw", description="LRW: <WORD>/<split>/<WORD>_<n>.mp4, its splits"),
         RegisteredFacesConfig(name="folder", layout="folder",
                               description="any videos (mp4, mpg, avi, mov, mkv), split by top-level folder"),
+        # LRC-AR's clips are 1.2 s (30 frames; 29 after rounding): counted, not skipped.
+        RegisteredFacesConfig(name="real", layout="real", min_frames=25,
+                              description="the shared real corpus (lrs2, lrs2_b, voxceleb2_style, grid, grid_s1, "
+                                          "lrc_ar, styletalk, tedx_ro): identities per source, each source split"),
     ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     Put the corpus videos in the manual directory (`--manual-dir`, or
