@@ -160,7 +160,7 @@ def test_phase_conv_transpose_equals_lax(n, k, s, padding):
     np.testing.assert_allclose(got, ref, atol=1e-4)
 
 
-def test_fast_transposed_frames_equal_plain(ckpts, media, stills):
+def test_phase_conv_transpose_frames_equal_lax(ckpts, media, stills):
     from s2v_jax.inference.generator import FrameGenerator
 
     from s2v_jax.models.conv_transpose import PhaseConvTranspose
