@@ -178,3 +178,45 @@ def test_real_edge_cases(ckpts, real_data, tmp_path, capsys, cached, image, spee
         assert rc == 2
         last = err.strip().splitlines()[-1]
         assert last.startswith("s2v generate: error:") and re.search(expect, last), last
+
+
+# ---------------------------------------------------------------- inputs are never overwritten
+
+def _md5(path):
+    import hashlib
+
+    return hashlib.md5(open(path, "rb").read()).hexdigest()
+
+
+@pytest.mark.parametrize("case", ["redub_video", "generate_audio", "generate_image", "symlink", "align"])
+def test_an_output_that_is_an_input_is_refused_before_any_work(ckpts, media, tmp_path, capsys, cached, case):
+    """`--out` naming an input (directly or through a link) exits 2 with one line; the input is unchanged."""
+    import shutil
+
+    talk = tmp_path / "talk.mp4"
+    shutil.copy(media["talk"], talk)
+    photo = tmp_path / ("photo" + os.path.splitext(str(media["photo"]))[1])
+    shutil.copy(media["photo"], photo)
+    speech = tmp_path / "speech.wav"
+    shutil.copy(media["speech"], speech)
+    common = ["--checkpoint", ckpts["gen"], "--no-progress", "--batch-size", "16", "--preset", "veryfast"]
+    if case == "redub_video":
+        victim, argv = talk, ["redub", *common, "--video", str(talk), "--audio", str(speech), "--out", str(talk)]
+    elif case == "generate_audio":
+        victim, argv = talk, ["generate", *common, "--image", str(photo), "--audio", str(talk), "--out", str(talk)]
+    elif case == "generate_image":
+        victim, argv = photo, ["generate", *common, "--image", str(photo), "--audio", str(speech),
+                               "--out", str(photo)]
+    elif case == "symlink":
+        link = tmp_path / "link.mp4"
+        os.symlink(talk, link)
+        victim, argv = talk, ["redub", *common, "--video", str(talk), "--audio", str(speech), "--out", str(link)]
+    else:
+        victim, argv = photo, ["align", "--image", str(photo), "--out", str(photo)]
+    before, listing = _md5(victim), sorted(os.listdir(tmp_path))
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "would destroy the input" in err[0], err
+    assert _md5(victim) == before
+    assert sorted(os.listdir(tmp_path)) == listing  # nothing written beside it (no partial file)

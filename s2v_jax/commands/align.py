@@ -27,7 +27,9 @@ def run(args: argparse.Namespace) -> int:
     from s2v_jax import faces
     from s2v_jax.errors import MediaError
     from s2v_jax.faces import registration
+    from s2v_jax.media.paths import refuse_overwriting_inputs
 
+    refuse_overwriting_inputs(args.out, {"--image": args.image})
     with faces.quiet_native_logs():
         aligned = registration.align_image(args.image, size=args.size, face_index=args.face_index)
     out_dir = os.path.dirname(os.path.abspath(args.out))

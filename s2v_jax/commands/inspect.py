@@ -79,10 +79,12 @@ def run(args: argparse.Namespace) -> int:
     from s2v_jax.data import preprocess
     from s2v_jax.errors import MediaError
     from s2v_jax.media import audio, video
+    from s2v_jax.media.paths import refuse_overwriting_inputs
 
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_dir):
         raise MediaError(f"cannot write {args.out}: folder {out_dir} does not exist; create it first")
+    refuse_overwriting_inputs(args.out, {"VIDEO": args.video})
     info = video.probe(args.video)
     min_frames = args.min_track_frames
     if min_frames is None:  # preprocess's default, but a short --max-frames still shows its track

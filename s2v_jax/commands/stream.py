@@ -30,12 +30,15 @@ def run(args) -> int:
     from s2v_jax.inference.stills import register_stills
     from s2v_jax.inference.streaming import StreamingSession
     from s2v_jax.media.audio import compute_mfcc
+    from s2v_jax.media.paths import refuse_overwriting_inputs
     from s2v_jax.media.speech import load_speech
     from s2v_jax.media.video import VideoWriter
 
     if args.chunk_ms <= 0:
         raise S2VError(f"--chunk-ms must be positive, got {args.chunk_ms}")
     show_warnings_as_lines("stream")
+    for role, path in [("--audio", args.audio)] + [("--image", im) for im in args.image]:
+        refuse_overwriting_inputs(args.out, {role: path})
     wav = load_speech(args.audio)
     step = max(1, int(round(args.chunk_ms * 16)))  # samples per chunk at 16 kHz
     with VideoWriter(args.out, audio=wav) as writer:

@@ -12,6 +12,7 @@ from s2v_jax.faces.compositing import face_mask, paste_face, to_crop_size
 from s2v_jax.inference.generator import FrameGenerator
 from s2v_jax.inference.stills import Stills, register_stills
 from s2v_jax.media import audio as audio_lib
+from s2v_jax.media.paths import refuse_overwriting_inputs
 from s2v_jax.media.speech import iter_audio_windows, load_speech
 from s2v_jax.media.video import VideoWriter
 
@@ -81,6 +82,8 @@ def generate_video(checkpoint: Union[str, os.PathLike, "FrameGenerator"], images
     t0 = time.time()
     images = _image_list(images)
     face_mask(mask)  # validate before the slow parts
+    for role, path in [("--audio", audio_path)] + [("--image", im) for im in images]:
+        refuse_overwriting_inputs(out_path, {role: path})
     wav = load_speech(audio_path)
     writer = VideoWriter(out_path, audio=wav, preset=preset, crf=crf)  # checks the output folder now
     with writer:

@@ -59,6 +59,7 @@ from s2v_jax.faces.compositing import face_mask, paste_face, to_crop_size
 from s2v_jax.inference.generator import FrameGenerator
 from s2v_jax.media import audio as audio_lib
 from s2v_jax.media import video
+from s2v_jax.media.paths import refuse_overwriting_inputs
 from s2v_jax.media.speech import iter_audio_windows, load_speech
 from s2v_jax.media.video import VideoWriter, probe
 
@@ -361,6 +362,7 @@ def redub_video(checkpoint, video_path, audio_path, out_path, *, face_index: int
 
     t0 = time.time()
     output_length(1, 1, length)  # validates the policy
+    refuse_overwriting_inputs(out_path, {"--video": video_path, "--audio": audio_path})
     wav = load_speech(audio_path)
     out_dir = os.path.dirname(os.path.abspath(out_path))
     if not os.path.isdir(out_dir):
