@@ -116,10 +116,16 @@ def _run_scenario(out_dir: str) -> dict:
                    "best": sorted(os.listdir(os.path.join(wd, "best"))),
                    "tensorboard": os.listdir(os.path.join(wd, "tensorboard")),
                    "config_json": os.path.isfile(os.path.join(wd, "config.json"))}
-    # B: 4 steps, then a second call to 8 resumes.
+    # B: 4 steps, then a second call to 8 resumes. Between them, rows of steps 5-6 as a run killed
+    # after its step-4 checkpoint would have left: the resumed run drops them, no step is logged twice.
     _, served_1 = run("B", 4)
+    with open(os.path.join(out_dir, "B", "metrics.jsonl"), "a") as f:
+        f.write(json.dumps({"step": 5, "train/loss": 99.0}) + "\n" + json.dumps({"step": 6, "train/loss": 99.0}) + "\n")
     summary_2, served_2 = run("B", 8)
-    report["B"] = {"served_1": served_1, "served_2": served_2, "summary": summary_2}
+    b_rows = read_jsonl(os.path.join(out_dir, "B", "metrics.jsonl"))
+    report["B"] = {"served_1": served_1, "served_2": served_2, "summary": summary_2,
+                   "train_steps": [r["step"] for r in b_rows if "train/loss" in r],
+                   "train_losses": [r["train/loss"] for r in b_rows if "train/loss" in r]}
     _, var_a = load_checkpoint(os.path.join(out_dir, "A", "checkpoints"))
     cfg_b, var_b = load_checkpoint(os.path.join(out_dir, "B", "checkpoints"))
     diffs = jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a) - np.asarray(b)))), var_a, var_b)
@@ -192,6 +198,8 @@ def test_loss_falls_and_outputs_appear(report):
 
 def test_resume_continues_params_and_data_order(report):
     b = report["B"]
+    assert b["train_steps"] == list(range(1, 9)), b["train_steps"]  # the dead run's rows 5-6 are gone
+    assert 99.0 not in b["train_losses"]
     assert b["served_1"] == [0, 1, 2, 3]
     assert b["served_2"] == [4, 5, 6, 7]  # the loader state came back from the checkpoint
     assert b["summary"]["step"] == 8
@@ -219,6 +227,38 @@ def test_deblur_loss_falls_resumes_exactly_and_stops_on_nan(report):
 def test_non_finite_loss_stops_with_training_error(report):
     assert report["nan_error"] is not None, "a NaN loss did not stop the run"
     assert "non-finite loss" in report["nan_error"] and "step 3" in report["nan_error"]
+
+
+def test_a_second_run_on_a_locked_workdir_stops_at_once(tmp_path):
+    """While one process holds the work directory, train_and_evaluate stops in well under 5 s naming it;
+    once that process is dead (killed), its lock file is simply taken over."""
+    import signal
+    import subprocess
+    import time
+
+    from s2v_jax.config_utils import load_config
+    from s2v_jax.errors import TrainingError
+    from s2v_jax.train import train_and_evaluate
+    from s2v_jax.train.workdir_lock import WorkdirLock
+
+    workdir = str(tmp_path / "run")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); "
+                               "from s2v_jax.train.workdir_lock import WorkdirLock; "
+                               "WorkdirLock(sys.argv[2]).acquire(); print('held', flush=True); time.sleep(60)",
+                               REPO, workdir], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        config = load_config(os.path.join(REPO, "configs/tiny.py"), TINY_OVERRIDES + ["train.num_steps=2"])
+        t0 = time.time()
+        with pytest.raises(TrainingError, match=f"in use by another training run \\(process {holder.pid} "):
+            train_and_evaluate(config, workdir, train_loader_fn=FakeLoader, eval_batches_fn=fake_eval_batches)
+        assert time.time() - t0 < 5
+        assert not os.path.exists(os.path.join(workdir, "checkpoints"))  # nothing of the first run touched
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with WorkdirLock(workdir):  # the dead holder's lock file is taken over
+        assert open(os.path.join(workdir, ".s2v_train.lock")).read().startswith(f"process {os.getpid()} ")
 
 
 def test_real_pipeline_is_built_then_used(monkeypatch):

@@ -25,6 +25,7 @@ from s2v_jax.train.state import abstract_train_state, create_train_state
 from s2v_jax.train.steps import make_eval_step, make_train_step
 from s2v_jax.train.tasks import Task, get_task
 from s2v_jax.train.tasks.base import EvalBatchesFn, LoaderFn
+from s2v_jax.train.workdir_lock import WorkdirLock
 
 
 def data_functions(config: ml_collections.ConfigDict, train_loader_fn: Optional[LoaderFn] = None,
@@ -99,13 +100,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     task = get_task(config)
     dp = parallel.DataParallel(t.parallel)
     dp.check_batch_size(int(t.batch_size))
+    lock = WorkdirLock(workdir, enabled=jax.process_index() == 0).acquire()  # one run per workdir, first
+    try:
+        train_loader_fn, eval_batches_fn = data_functions(config, train_loader_fn, eval_batches_fn, task)
+        model = task.build_model(config, axis_name=dp.axis_name)
+        return _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn)
+    finally:
+        lock.release()
+
+
+def _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn) -> Dict[str, Any]:
+    """The loop itself (see `train_and_evaluate`), with the work directory locked."""
+    t = config.train
     process_index, process_count = jax.process_index(), jax.process_count()
-    train_loader_fn, eval_batches_fn = data_functions(config, train_loader_fn, eval_batches_fn, task)
     num_steps, global_batch = int(t.num_steps), int(t.batch_size)
     log_every, eval_every, ckpt_every = (max(1, int(t.log_every)), int(t.eval_every), int(t.checkpoint_every))
     best_key = f"best_{task.best_metric}"
-
-    model = task.build_model(config, axis_name=dp.axis_name)
     ckpt = checkpointing.Checkpointer(workdir, keep=int(t.keep_checkpoints))
     checkpointing.write_config_json(config, workdir)
     loader = train_loader_fn(config, process_index=process_index, process_count=process_count)
@@ -129,7 +139,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     p_train = dp.compile_train_step(make_train_step(config, task, axis_name=dp.axis_name))
     p_eval = dp.compile_eval_step(make_eval_step(config, task, axis_name=dp.axis_name))
     eval_batches = None
-    writer = MetricWriter(workdir)
+    writer = MetricWriter(workdir, resume_step=step if latest is not None else None)
     bar = _progress_bar(config, task, step, num_steps)
     patience = int(t.get("early_stopping_patience", 0))
     summary = {"task": task.name, "train_loss": None, "train_metrics": None, "steps_per_sec": None}

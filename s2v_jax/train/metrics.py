@@ -106,9 +106,12 @@ class MetricWriter:
     Only process 0 writes (`enabled` defaults to `jax.process_index() == 0`); on
     other processes every method is a no-op. JSON lines are appended, so a
     resumed run continues the same file; each line is `{"step": s, name: value, ...}`.
+    `resume_step`: the step the run resumes from; rows after it (written by a
+    run that died after its last checkpoint) are dropped first, so no step
+    appears twice.
     """
 
-    def __init__(self, workdir: str, *, enabled: Optional[bool] = None):
+    def __init__(self, workdir: str, *, enabled: Optional[bool] = None, resume_step: Optional[int] = None):
         self.enabled = jax.process_index() == 0 if enabled is None else enabled
         self._tb = None
         self._jsonl = None
@@ -117,7 +120,10 @@ class MetricWriter:
         os.makedirs(workdir, exist_ok=True)
         from tensorboardX import SummaryWriter  # imported here: only process 0 needs it
         self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
-        self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+        path = os.path.join(workdir, "metrics.jsonl")
+        if resume_step is not None and os.path.exists(path):
+            _truncate_after(path, int(resume_step))
+        self._jsonl = open(path, "a", encoding="utf-8")
 
     def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
         if not self.enabled:
@@ -140,6 +146,25 @@ class MetricWriter:
             self._tb.close()
             self._jsonl.close()
             self._jsonl = None
+
+
+def _truncate_after(path: str, step: int) -> None:
+    """Rewrites a metrics.jsonl without its rows after `step` (atomically; unreadable lines are kept)."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+
+    def keep(line):
+        try:
+            return int(json.loads(line).get("step", -1)) <= step
+        except (ValueError, AttributeError):
+            return True
+    kept = [line for line in lines if keep(line)]
+    if len(kept) == len(lines):
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(kept)
+    os.replace(tmp, path)
 
 
 def read_jsonl(path: str):
