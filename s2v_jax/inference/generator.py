@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from s2v_jax.errors import S2VError, TrainingError
+from s2v_jax.errors import S2VError
 from s2v_jax.models import Speech2Vid, build_model, compute_dtype
 from s2v_jax.models.conv_transpose import CHOICES as CONV_TRANSPOSE_CHOICES
 from s2v_jax.train.checkpointing import load_checkpoint
@@ -69,12 +69,12 @@ class FrameGenerator:
             if p and not os.path.exists(p):
                 raise S2VError(f"{flag} {p} does not exist; give a training work directory or one of its "
                                "checkpoint step directories")
-        config, variables = _load(path, "generator", "give the generator's workdir as --checkpoint and the "
-                                  "deblurring net's as --deblur")
+        config, variables = load_checkpoint(path, tasks=("generator",), hint="give the generator's workdir as "
+                                            "--checkpoint and the deblurring net's as --deblur")
         deblur_config = deblur_variables = None
         if deblur_checkpoint:
-            deblur_config, deblur_variables = _load(deblur_checkpoint, "deblur", "give the deblurring net's workdir "
-                                                    "as --deblur")
+            deblur_config, deblur_variables = load_checkpoint(deblur_checkpoint, tasks=("deblur",),
+                                                              hint="give the deblurring net's workdir as --deblur")
         return cls(config, variables, deblur_config, deblur_variables, batch_size, dtype)
 
     @property
@@ -146,14 +146,3 @@ class FrameGenerator:
             s = self.output_size
             return np.zeros((0, s, s, 3), np.uint8)
         return np.concatenate(chunks)
-
-
-def _load(path, task: str, hint: str):
-    """(config, variables) of a `task` checkpoint; S2VError naming the path otherwise."""
-
-    try:
-        return load_checkpoint(path, tasks=(task,))
-    except TrainingError as e:
-        if "holds a" in str(e):
-            raise S2VError(f"{e}; {hint}") from e
-        raise

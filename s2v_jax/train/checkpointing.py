@@ -174,21 +174,23 @@ def _variables_only(reader, step_dir: str, abstract_state) -> Dict[str, Any]:
     return jax.tree.map(jnp.asarray, variables)
 
 
-def load_checkpoint(path: str, tasks: Optional[Tuple[str, ...]] = None
+def load_checkpoint(path: str, tasks: Optional[Tuple[str, ...]] = None, hint: str = ""
                     ) -> Tuple[ml_collections.ConfigDict, Dict[str, Any]]:
     """(config, variables) of any task's checkpoint; variables = {'params'[, 'batch_stats']}.
 
     `path`: a work directory (its best checkpoint, else its latest), a
     `checkpoints/` or `best/` folder (latest step) or one step directory. The
     model is rebuilt from the config stored in the checkpoint; `tasks` names
-    the tasks the caller accepts (a TrainingError otherwise).
+    the tasks the caller accepts (a TrainingError otherwise, ending with `hint`:
+    what the user should pass instead).
     """
     step_dir = resolve_checkpoint_dir(path)
     config = read_config(step_dir)
     task = get_task(config)
     if tasks is not None and task.name not in tasks:
         wanted = " or ".join(TASKS[t].title for t in tasks)
-        raise TrainingError(f"checkpoint {step_dir} holds a {task.name!r} model, not {wanted}")
+        raise TrainingError(f"checkpoint {step_dir} holds a {task.name!r} model, not {wanted}"
+                            + (f"; {hint}" if hint else ""))
     model = task.build_model(config)
     abstract = abstract_train_state(config, model, task)
     reader = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
