@@ -263,18 +263,14 @@ def test_a_second_run_on_a_locked_workdir_stops_at_once(tmp_path):
 
 def test_real_pipeline_is_built_then_used(monkeypatch):
     """Without injected loaders the task's own are used, after its dataset is built."""
-    import types
-
     from s2v_jax.config_utils import load_config
+    from s2v_jax.data import input_pipeline
     from s2v_jax.train import data_functions
-    from s2v_jax.train.tasks import generator as generator_task
 
     calls = []
-    fake = types.ModuleType("s2v_jax.data.input_pipeline")
-    fake.ensure_dataset = lambda config: calls.append(config.data.dataset)
-    fake.create_train_loader = FakeLoader
-    fake.create_eval_batches = fake_eval_batches
-    monkeypatch.setattr(generator_task, "input_pipeline", fake)
+    monkeypatch.setattr(input_pipeline, "ensure_dataset", lambda config: calls.append(config.data.dataset))
+    monkeypatch.setattr(input_pipeline, "create_train_loader", FakeLoader)
+    monkeypatch.setattr(input_pipeline, "create_eval_batches", fake_eval_batches)
     config = load_config(os.path.join(REPO, "configs/tiny.py"))
     assert data_functions(config) == (FakeLoader, fake_eval_batches)
     assert calls == ["synthetic_talking_faces/small"]  # the dataset is built (if needed) first

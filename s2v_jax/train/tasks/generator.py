@@ -17,7 +17,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from s2v_jax.data import input_pipeline
 from s2v_jax.errors import ConfigError
 from s2v_jax.models import build_model, input_shapes
 from s2v_jax.train import metrics as metrics_lib
@@ -68,6 +67,9 @@ def describe_image_eval(val, prefix: str) -> str:
 
 def pipeline_data_functions(config: ml_collections.ConfigDict):
     """`s2v_jax.data.input_pipeline`'s loader factories, after building the dataset if needed."""
+    # Deferred for start-up: grain and TFDS are needed to train, not to load a checkpoint for generation.
+    from s2v_jax.data import input_pipeline
+
     input_pipeline.ensure_dataset(config)
     return input_pipeline.create_train_loader, input_pipeline.create_eval_batches
 
@@ -112,7 +114,8 @@ class GeneratorTask(ImageTask):
         return cls(mse_warmup_steps=warmup)
 
     def forward(self, state, params, batch, *, train: bool):
-        """(prediction, target, static baseline, new batch_stats), images float32 `[b, S, S, 3]` at the output side S."""
+        """(prediction, target, static baseline, new batch_stats); images float32 `[b, S, S, 3]`,
+        S the model's output side."""
         target = to_float_image(batch["target"])
         identity = to_float_image(batch["identity"])
         pred, stats = apply_model(state, params, (batch["mfcc"].astype(jnp.float32), identity), train=train)

@@ -13,7 +13,6 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from s2v_jax.data import sync_samples
 from s2v_jax.models.syncnet import build_syncnet, input_shapes
 from s2v_jax.train.tasks.base import Task, apply_model
 
@@ -66,6 +65,9 @@ class SyncTask(Task):
                 "count": jnp.asarray(d_pos.shape[0], jnp.float32)}
 
     def data_functions(self, config):
+        # Deferred for start-up: grain and TFDS are needed to train, not to load a judge for scoring.
+        from s2v_jax.data import sync_samples
+
         return sync_samples.create_train_loader, sync_samples.create_eval_batches
 
     def describe(self, val):
