@@ -129,36 +129,42 @@ def _tfds_source(config, split: str):
                                        int(config.data.frame_stride), 0, num_frames)
 
 
+def _train_loader(source, config, *, process_index: int, process_count: int, workers: int = 0,
+                  debug: bool = False):
+    return make_loader(source, config, batch_size=input_pipeline.per_process_batch(config, process_count),
+                       seed=int(config.data.shuffle_seed), augment=bool(config.data.augment), workers=workers,
+                       process_index=process_index, process_count=process_count, debug=debug)
+
+
+def _eval_batches(source, config, *, num_batches: int, process_index: int, process_count: int) -> List[Batch]:
+    """Fixed validation batches: seed 0, no augmentation."""
+    loader = make_loader(source, config, batch_size=input_pipeline.per_process_batch(config, process_count), seed=0,
+                         augment=False, process_index=process_index, process_count=process_count)
+    return [next(loader) for _ in range(num_batches)]
+
+
 def create_train_loader(config, *, process_index: int = 0, process_count: int = 1, debug: bool = False):
     """Training batches from the TFDS corpus's 'train' split."""
-    return make_loader(_tfds_source(config, "train"), config, batch_size=input_pipeline.per_process_batch(config, process_count),
-                       seed=int(config.data.shuffle_seed), augment=bool(config.data.augment),
-                       workers=int(config.data.num_workers), process_index=process_index, process_count=process_count,
-                       debug=debug)
+    return _train_loader(_tfds_source(config, "train"), config, process_index=process_index,
+                         process_count=process_count, workers=int(config.data.num_workers), debug=debug)
 
 
 def create_eval_batches(config, *, num_batches: int, process_index: int = 0, process_count: int = 1) -> List[Batch]:
     """Fixed validation batches (seed 0, no augmentation) from the 'validation' split."""
-    loader = make_loader(_tfds_source(config, "validation"), config,
-                         batch_size=input_pipeline.per_process_batch(config, process_count), seed=0, augment=False,
+    return _eval_batches(_tfds_source(config, "validation"), config, num_batches=num_batches,
                          process_index=process_index, process_count=process_count)
-    return [next(loader) for _ in range(num_batches)]
 
 
 def array_data_fns(train_tracks, eval_tracks=None, stride: int = 1):
-    """(train_loader_fn, eval_batches_fn) over in-memory tracks, for `train_sync`'s injection points."""
+    """(train_loader_fn, eval_batches_fn) over in-memory tracks, for the training loop's injection points."""
     eval_tracks = train_tracks if eval_tracks is None else eval_tracks
 
     def train_loader_fn(config, *, process_index=0, process_count=1):
-        return make_loader(ArrayTracks(train_tracks, stride), config,
-                           batch_size=input_pipeline.per_process_batch(config, process_count), seed=int(config.data.shuffle_seed),
-                           augment=bool(config.data.augment), process_index=process_index,
-                           process_count=process_count)
+        return _train_loader(ArrayTracks(train_tracks, stride), config, process_index=process_index,
+                             process_count=process_count)
 
     def eval_batches_fn(config, *, num_batches, process_index=0, process_count=1):
-        loader = make_loader(ArrayTracks(eval_tracks, stride), config,
-                             batch_size=input_pipeline.per_process_batch(config, process_count), seed=0, augment=False,
+        return _eval_batches(ArrayTracks(eval_tracks, stride), config, num_batches=num_batches,
                              process_index=process_index, process_count=process_count)
-        return [next(loader) for _ in range(num_batches)]
 
     return train_loader_fn, eval_batches_fn
