@@ -10,7 +10,6 @@ the config (`from_config`), so binding it into a jitted step with
 import dataclasses
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -73,7 +72,3 @@ def apply_model(state, params, inputs: Tuple, *, train: bool):
         out, updates = state.apply_fn(variables, *inputs, train=True, mutable=["batch_stats"])
         return out, updates["batch_stats"]
     return state.apply_fn(variables, *inputs, train=False), state.batch_stats
-
-
-def tree_sum(tree):
-    return jax.tree.map(jnp.sum, tree)
