@@ -1,6 +1,7 @@
 """TFDS builders: layouts and splits, reports of skipped inputs, record order,
 the Beam build, the CLI, and real builds on ../shared clips."""
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -169,6 +170,39 @@ def test_fake_build_reports_every_skip_and_stores_tracks(tmp_path, fake_registra
         assert ex["mfcc"][i, 0, 0] == 2 + i
     # Already built: reused, not rebuilt.
     assert tfds_builders.build("registered_faces/lrs2", str(tmp_path / "data"), manual_dir=None).is_prepared()
+
+
+def test_a_rebuild_reuses_the_per_video_cache_and_redoes_a_changed_video(tmp_path, monkeypatch, fake_registration):
+    manual = fake_corpus(tmp_path / "manual")
+    data = str(tmp_path / "data")
+    first = check_fake_build(tfds_builders.build("registered_faces/lrs2", data, manual_dir=str(manual)))
+    calls = []
+
+    def counting(path):
+        calls.append(os.path.basename(os.path.dirname(path)) + "/" + os.path.basename(path))
+        return fake_preprocess(path)
+
+    monkeypatch.setattr(common, "preprocess_video", counting)
+    again = tfds_builders.build("registered_faces/lrs2", data, manual_dir=str(manual), overwrite=True)
+    assert calls == []  # every video came from the cache (a crashed build resumes the same way)
+    assert check_fake_build(again)["splits"] == first["splits"]
+    (manual / "spk2/00001.mp4").write_bytes(b"edited")  # new size and mtime: processed again
+    tfds_builders.build("registered_faces/lrs2", data, manual_dir=str(manual), overwrite=True)
+    assert calls == ["spk2/00001.mp4"]
+
+
+def test_a_split_over_the_in_memory_sort_limit_builds_without_tensorflow(tmp_path, monkeypatch, fake_registration):
+    """TFDS spills a split of over 1 GB to bucket files through tf.io.gfile, which needs TensorFlow;
+    the limit is lowered here so the tiny fake corpus crosses it."""
+    from tensorflow_datasets.core import shuffle
+
+    pytest.importorskip("tensorflow_datasets")
+    if importlib.util.find_spec("tensorflow") is not None:
+        pytest.skip("TensorFlow is installed: TFDS spills to disk itself")
+    monkeypatch.setattr(shuffle, "MAX_MEM_BUFFER_SIZE", 1000)
+    manual = fake_corpus(tmp_path / "manual")
+    check_fake_build(tfds_builders.build("registered_faces/lrs2", str(tmp_path / "data"), manual_dir=str(manual)))
+    assert shuffle.MAX_MEM_BUFFER_SIZE == 1000  # restored after the build
 
 
 def test_beam_build_gives_the_same_records(tmp_path, fake_registration):

@@ -22,6 +22,9 @@ from tfds_builders import common
 from tfds_builders.registered_faces import layouts
 
 
+MEMORY_SORT_LIMIT = 16 << 30  # bytes of records per split sorted in memory when TensorFlow is absent
+
+
 @dataclasses.dataclass(eq=False)
 class RegisteredFacesConfig(tfds.core.BuilderConfig):
     layout: str = "folder"        # how identities are read from paths (see layouts.py)
@@ -88,11 +91,19 @@ class RegisteredFaces(tfds.core.GeneratorBasedBuilder):
             shutil.rmtree(self._report_dir, ignore_errors=True)
             return {split: beam_support.GenerateTracks(c, os.path.join(self._report_dir, split), cfg.min_frames)
                     for split, c in sorted(by_split.items())}
+        self._cache_dir = os.path.join(os.fspath(dl_manager.download_dir), "registered_faces_cache", cfg.name)
         gens = {split: self._generate_examples(c, split) for split, c in sorted(by_split.items())}
         return common.nonempty_generators(gens, self._log)
 
     def _generate_examples(self, clips, split):
-        yield from common.generate(clips, split, self._log, min_frames=self.builder_config.min_frames)
+        yield from common.generate(clips, split, self._log, min_frames=self.builder_config.min_frames,
+                                   cache_dir=getattr(self, "_cache_dir", None))
+
+    def _download_and_prepare(self, dl_manager, download_config=None):
+        # A real corpus's split is over TFDS's 1 GB in-memory sort without TensorFlow
+        # (LRS2-size corpora are 1.5 GB per 100 minutes): see common.sort_splits_in_memory.
+        with common.sort_splits_in_memory(MEMORY_SORT_LIMIT):
+            return super()._download_and_prepare(dl_manager, download_config=download_config)
 
     def _process_pipeline_result(self, pipeline_result):
         from tfds_builders import beam_support
