@@ -93,7 +93,7 @@ def test_lagged_correlation_by_hand():
 def test_landmark_offset_sign(delay):
     rng = np.random.default_rng(0)
     audio = np.convolve(rng.normal(size=140), np.ones(3) / 3, mode="same")
-    mouth = np.roll(audio, delay)[20:120]  # mouth[k] = audio[k - delay]: audio leads by `delay`
+    mouth = np.roll(audio, -delay)[20:120]  # mouth[k] = audio[k + delay]: the sound comes `delay` frames late
     result = metrics.landmark_sync(audio[20:120], mouth)
     assert result["offset"] == delay
     assert result["correlation"] > 0.9
@@ -115,8 +115,8 @@ def test_sync_distances_and_lse_by_hand():
 def test_lse_offset_follows_an_audio_shift():
     rng = np.random.default_rng(1)
     emb = rng.normal(size=(40, 8))
-    shifted = emb[np.clip(np.arange(40) + 5, 0, 39)]  # audio advanced 5 frames: it leads by 5
-    scores = metrics.lse_scores(metrics.sync_distances(emb, shifted))
+    delayed = emb[np.clip(np.arange(40) - 5, 0, 39)]  # audio delayed 5 frames: the sound comes 5 frames late
+    scores = metrics.lse_scores(metrics.sync_distances(emb, delayed))
     assert scores["av_offset"] == 5 and scores["lse_d"] == 0.0 and scores["lse_c"] > 1.0
 
 
@@ -163,4 +163,4 @@ def test_landmark_offset_recovers_audio_shift_on_real_clips(real_data, clip):
         offsets[k] = metrics.landmark_sync(env, opening)["offset"]
     assert abs(offsets[0]) <= 2, offsets  # the original clip is in sync
     for k in (3, 6, -3):
-        assert abs(offsets[k] - offsets[0] - k) <= 1, (k, offsets)
+        assert abs(offsets[k] - offsets[0] + k) <= 1, (k, offsets)  # advanced by k: the sound is k early

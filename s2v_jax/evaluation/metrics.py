@@ -177,8 +177,9 @@ def landmark_sync(envelope, opening, max_offset: int = MAX_OFFSET, detrend_frame
                   min_motion: float = MIN_MOUTH_MOTION) -> Dict[str, object]:
     """AV offset and correlation of an audio envelope and a mouth-opening series (both [T]).
 
-    Returns {'offset': d of highest correlation (positive = audio leads) or
-    None, 'correlation': its correlation, 'correlation_at_zero': at d = 0,
+    Returns {'offset': the AV offset of highest correlation (frames, positive =
+    audio late: the sound comes that many frames after the picture; -d of
+    `lagged_correlation`) or None, 'correlation': its correlation, 'correlation_at_zero': at d = 0,
     'mouth_motion': std of the high-passed opening (NaN without faces), 'offsets': [-M..M],
     'correlations': per offset (NaN -> None)}. A mouth that does not move
     (mouth_motion < `min_motion`: detector jitter on a still face is ~0.003)
@@ -186,7 +187,7 @@ def landmark_sync(envelope, opening, max_offset: int = MAX_OFFSET, detrend_frame
     """
     hp = highpass(opening, detrend_frames)
     motion = float(np.nanstd(hp)) if np.isfinite(hp).any() else float("nan")
-    corr = lagged_correlation(envelope, opening, max_offset, detrend_frames)
+    corr = lagged_correlation(envelope, opening, max_offset, detrend_frames)[::-1]  # index: offset -d + M
     if not motion >= min_motion:  # also when no frame has a face (NaN)
         corr = np.full_like(corr, np.nan)
     offsets = list(range(-max_offset, max_offset + 1))
@@ -231,14 +232,15 @@ def sync_distances(video_emb, audio_emb, max_offset: int = MAX_OFFSET, edge: str
 
 
 def lse_scores(distances, max_offset: Optional[int] = None) -> Dict[str, object]:
-    """LSE-D (min), LSE-C (median - min) and AV offset (argmin, positive = audio leads) of D(d)."""
+    """LSE-D (min), LSE-C (median - min) and AV offset of D(d): -argmin d, in frames, positive = audio
+    late (sound comes k frames after the picture -> +k; D pairs video k with audio k - d)."""
     dist = np.asarray(distances, np.float64)
     m = (len(dist) - 1) // 2 if max_offset is None else max_offset
     if not np.isfinite(dist).any():
         return {"lse_d": None, "lse_c": None, "av_offset": None}
     best = int(np.nanargmin(dist))
     lo = float(dist[best])
-    return {"lse_d": lo, "lse_c": float(np.nanmedian(dist) - lo), "av_offset": best - m}
+    return {"lse_d": lo, "lse_c": float(np.nanmedian(dist) - lo), "av_offset": m - best}
 
 
 # ---------------------------------------------------------------- image quality

@@ -37,14 +37,14 @@ DEFINITIONS = {
     "sync_offset": "Landmark AV offset in frames: the offset d in -15..15 maximising the correlation between "
                    "the audio RMS envelope (40 ms windows centred on each frame) and the mouth opening, pairing "
                    "mouth frame k with audio frame k - d, both high-passed (minus a 9-frame moving average). "
-                   "Positive = audio leads. Needs the clip's waveform. Null when the mouth does not move (std of the "
+                   "Positive = audio late (the sound comes after the picture). Needs the clip's waveform. Null when the mouth does not move (std of the "
                    "high-passed opening below 0.005, e.g. the static baseline: detector jitter only).",
     "sync_correlation": "That correlation at the best offset (at_zero: at offset 0).",
     "lse_d": "SyncNet LSE-D: with the sync expert's per-frame video and audio embeddings, D(d) = mean over frames "
              "of the distance between video frame k and audio frame k - d; LSE-D = min over d in -15..15 "
              "(lower = better sync).",
     "lse_c": "SyncNet LSE-C: median over d of D(d) minus its minimum (higher = more confident sync).",
-    "av_offset": "SyncNet AV offset: argmin over d of D(d), positive = audio leads.",
+    "av_offset": "SyncNet AV offset: -argmin over d of D(d) (D pairs video k with audio k - d), positive = audio late.",
     "within_1": "Fraction of clips whose offset is within one frame of 0.",
 }
 
@@ -138,7 +138,7 @@ def clip_plot(entry: Dict[str, Any], path: str) -> None:
                 y = np.array([np.nan if v is None else v for v in values], float)
                 ax.plot(np.arange(-m, m + 1), y, color=ROW_COLOURS[row], label=ROW_LABELS[row])
         ax.axvline(0, color="k", lw=0.5)
-        ax.set_xlabel("offset d (frames, + = audio leads)")
+        ax.set_xlabel("AV offset (frames, + = audio late)")
         ax.set_ylabel(label)
     fig.tight_layout()
     fig.savefig(path)
