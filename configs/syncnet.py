@@ -34,7 +34,11 @@ def get_config() -> ml_collections.ConfigDict:
     d.frame_stride = 1              # every k-th frame of a track is a sample centre
     d.max_offset = 15               # negatives: audio shifted by up to this many frames ...
     d.min_offset = 3                # ... and at least this many (0.12 s: near-zero shifts are not "out of sync")
+    d.num_negatives = 1             # shifted audios per window (1 for 'contrastive'; K > 1 for 'nway')
     d.augment = True                # random brightness/contrast and horizontal flip of the video (sync unchanged)
+    d.augment_shift_px = 0          # + a random shift of the five crops by up to this many pixels (real video: 4)
+    d.augment_jpeg = 0.0            # + JPEG re-compression (quality 30-90) with this probability (real video: 0.5)
+    d.holdout_sources = ""          # comma-separated source prefixes never trained on (e.g. 'tedx_ro/,lrs2_b/')
     d.num_workers = 0               # grain worker processes (0 = load in the main process)
     d.shuffle_seed = 0              # seed of the sample order and offsets (resumes exactly with the checkpoint)
 
@@ -48,7 +52,9 @@ def get_config() -> ml_collections.ConfigDict:
     t.nesterov = False              # Nesterov momentum (sgd only)
     t.schedule = "cosine"           # 'constant' or 'cosine' (to 0 at num_steps)
     t.warmup_steps = 100            # linear warm-up steps
+    t.loss = "contrastive"          # 'contrastive' (SyncNet's pairs) or 'nway' (softmax over K shifts: Perfect Match)
     t.margin = 1.0                  # contrastive margin: shifted pairs are pushed at least this far apart
+    t.temperature = 0.1             # 'nway': logits = -distance / temperature
     t.parallel = "pmap"             # data parallelism: 'pmap' or 'mesh' (s2v_jax.train.parallel)
     t.seed = 0                      # parameter initialisation seed
     t.log_every = 50                # steps between metric logs (host syncs only here)

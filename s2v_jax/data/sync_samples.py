@@ -6,11 +6,17 @@ Samples. Every `data.frame_stride`-th frame k of a registered face track is a
 centre: its five lower-face frames (video), the in-sync MFCC of frame k
 (audio) and the MFCC of frame k+s (audio_shifted), with s drawn uniformly from
 the shifts min_offset <= |s| <= max_offset that stay inside the track (hard
-negatives: the same clip, the same face). Batches are numpy dicts:
+negatives: the same clip, the same face). With `data.num_negatives` K > 1,
+K distinct shifts per centre (for the task's n-way loss). Batches are numpy dicts:
     'video'          uint8   [b, 112 - top, 112, 5]  (15 channels for RGB)
     'audio'          float32 [b, 12, 20, 1]          in sync with the video
-    'audio_shifted'  float32 [b, 12, 20, 1]          out of sync
-    'offset'         int32   [b]  AV offset d = -s of the shifted pair (positive = audio leads)
+    'audio_shifted'  float32 [b, 12, 20, 1]          out of sync ([b, K, 12, 20, 1] for K > 1)
+    'offset'         int32   [b] ([b, K])  AV offset d = -s of the shifted pair: its audio is
+                     frame centre + s's, s frames early, so d > 0 = audio late (the library's sign)
+Augmentation (training only, `data.augment`): brightness/contrast and a
+horizontal flip, and for real video a small translation of the five frames
+(`data.augment_shift_px`) and JPEG re-compression (`data.augment_jpeg`: the
+probability; quality 30-90), all the same on the five frames: lip sync is unchanged.
 Tracks come from the TFDS corpus that `input_pipeline` reads (its
 `ensure_dataset`, `split_tracks`, `TrackSamples` and `Loader` are reused, so
 the data order resumes with the checkpoint), or from in-memory arrays
@@ -20,6 +26,7 @@ the data order resumes with the checkpoint), or from in-memory arrays
 import os
 from typing import Any, Dict, List, Sequence
 
+import cv2
 import grain.python as grain
 import ml_collections
 import numpy as np
@@ -61,17 +68,46 @@ def _jitter(rng: np.random.Generator, video: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out[:, ::-1]) if rng.random() < 0.5 else out
 
 
+def _translate(rng: np.random.Generator, crops: np.ndarray, max_px: int) -> np.ndarray:
+    """The same random shift of up to `max_px` pixels (edge pixels repeated) on every crop [n, S, S, 3]:
+    a real face track's registration wobbles by a few pixels."""
+    dy, dx = (int(v) for v in rng.integers(-max_px, max_px + 1, size=2))
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    size = crops.shape[2], crops.shape[1]
+    return np.stack([cv2.warpAffine(c, m, size, borderMode=cv2.BORDER_REPLICATE) for c in crops])
+
+
+def _recompress(rng: np.random.Generator, crops: np.ndarray) -> np.ndarray:
+    """Every crop through JPEG at one random quality in 30..90 (compressed uploads, old broadcasts)."""
+    quality = int(rng.integers(30, 91))
+    out = []
+    for c in crops:
+        ok, buf = cv2.imencode(".jpg", c, [cv2.IMWRITE_JPEG_QUALITY, quality])  # channel order is irrelevant
+        out.append(cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else c)
+    return np.stack(out)
+
+
 def sync_sample(rng: np.random.Generator, frames, mfcc, num_frames: int, centre: int, *, lower_face_top: int,
-                grayscale: bool, min_offset: int, max_offset: int, augment: bool) -> Dict[str, np.ndarray]:
+                grayscale: bool, min_offset: int, max_offset: int, augment: bool, num_negatives: int = 1,
+                shift_px: int = 0, jpeg_prob: float = 0.0) -> Dict[str, np.ndarray]:
     """One training example around track frame `centre` (see the module docstring)."""
-    shift = int(rng.choice(shift_candidates(centre, num_frames, min_offset, max_offset)))
+    candidates = shift_candidates(centre, num_frames, min_offset, max_offset)
+    k = int(num_negatives)
+    if k > 1:  # k distinct shifts (repeated only when the track is too short to have k)
+        shifts = rng.choice(candidates, size=k, replace=len(candidates) < k).astype(np.int64)
+    else:
+        shifts = np.int64(rng.choice(candidates))
     crops = np.stack([_frame(frames, int(j)) for j in frame_indices(centre, num_frames)])
+    if augment and shift_px > 0:
+        crops = _translate(rng, crops, int(shift_px))
+    if augment and jpeg_prob > 0 and rng.random() < jpeg_prob:
+        crops = _recompress(rng, crops)
     video = video_input(crops, lower_face_top, grayscale)
     if augment:
         video = _jitter(rng, video)
     mfcc = np.asarray(mfcc)
     return {"video": video, "audio": audio_input(mfcc[centre]),
-            "audio_shifted": audio_input(mfcc[centre + shift]), "offset": np.int32(-shift)}
+            "audio_shifted": audio_input(mfcc[centre + shifts]), "offset": np.asarray(-shifts, np.int32)}
 
 
 class MakeSyncSample(grain.RandomMapTransform):
@@ -80,7 +116,9 @@ class MakeSyncSample(grain.RandomMapTransform):
     def __init__(self, config: ml_collections.ConfigDict, augment: bool, debug: bool = False):
         self.kw = dict(lower_face_top=int(config.model.lower_face_top), grayscale=bool(config.model.grayscale),
                        min_offset=int(config.data.min_offset), max_offset=int(config.data.max_offset),
-                       augment=augment)
+                       augment=augment, num_negatives=int(config.data.get("num_negatives", 1)),
+                       shift_px=int(config.data.get("augment_shift_px", 0)),
+                       jpeg_prob=float(config.data.get("augment_jpeg", 0.0)))
         self.debug = debug
 
     def random_map(self, element: Dict[str, Any], rng: np.random.Generator) -> Dict[str, np.ndarray]:
@@ -122,9 +160,29 @@ def make_loader(source, config: ml_collections.ConfigDict, *, batch_size: int, s
                                        process_count=process_count)
 
 
+def holdout_prefixes(config) -> List[str]:
+    """`data.holdout_sources`: comma-separated source prefixes (e.g. 'tedx_ro/,lrs2_b/') whose tracks
+    the expert never trains on, so that whole speakers or sources are unseen when it is scored."""
+    return [p.strip() for p in str(config.data.get("holdout_sources", "") or "").split(",") if p.strip()]
+
+
+def record_sources(builder, split: str) -> List[str]:
+    """The `source` (video path in the corpus) of every record of `split`, in record order."""
+    source = builder.as_data_source(split)
+    out = []
+    for i in range(len(source)):
+        x = source[i]["source"]
+        out.append(x.decode() if isinstance(x, bytes) else str(x))
+    return out
+
+
 def _tfds_source(config, split: str):
     builder = input_pipeline.ensure_dataset(config)
     num_frames = input_pipeline.split_tracks(builder, split)
+    prefixes = holdout_prefixes(config)
+    if prefixes and split == "train":  # held-out tracks give no sample
+        held = np.array([s.startswith(tuple(prefixes)) for s in record_sources(builder, split)], bool)
+        num_frames = np.where(held, 0, num_frames)
     return input_pipeline.TrackSamples(os.fspath(builder.data_dir), builder.info.full_name, split,
                                        int(config.data.frame_stride), 0, num_frames)
 

@@ -1,0 +1,49 @@
+"""The sync expert trained on real speech: the shared real corpus
+(`registered_faces/real`: GRID, LRS2, LRC-AR TV news, VoxCeleb2-style,
+StyleTalk public figures, TEDx), sized for this 2-core CPU (about 75 min).
+This is the recipe of the judge shipped in the package (s2v_jax/assets/,
+see its model card). Departures from configs/syncnet.py, and why:
+
+- 'nway' loss over 8 shifted audios of the same clip (Chung et al. 2019):
+  the judge's job at scoring time is to pick the offset among +-15, and this
+  loss trains exactly that choice; min_offset 2, since the judge must place
+  the offset within +-1 frame.
+- Augmentation real video needs: the five crops shifted together by up to
+  4 px (registration wobble) and JPEG re-compression at quality 30-90 on half
+  of the windows, besides brightness/contrast and flips.
+- Two whole sources held out of training (`data.holdout_sources`): TEDx
+  Romanian (one speaker) and the second LRS2 video (several speakers), so the
+  held-out numbers include speakers, languages and recordings never seen,
+  beside the builder's per-source validation split.
+
+    s2v build-dataset registered_faces/real --manual-dir ../shared/data/real/corpus --data-dir data/tfds
+    python run_train.py --config configs/syncnet_real.py --workdir workdirs/syncnet_real
+"""
+
+from configs import syncnet
+
+
+def get_config():
+    config = syncnet.get_config()
+    m, d, t = config.model, config.data, config.train
+    m.width = 0.125
+    m.embed_dim = 128
+    d.dataset = "registered_faces/real"
+    d.manual_dir = "../shared/data/real/corpus"
+    d.min_offset = 2
+    d.max_offset = 15
+    d.num_negatives = 8
+    d.augment_shift_px = 4
+    d.augment_jpeg = 0.5
+    d.holdout_sources = "tedx_ro/,lrs2_b/"
+    t.loss = "nway"
+    t.temperature = 0.1
+    t.batch_size = 32
+    t.num_steps = 14000
+    t.learning_rate = 1e-3
+    t.warmup_steps = 300
+    t.log_every = 100
+    t.eval_every = 1000
+    t.checkpoint_every = 1000
+    t.eval_batches = 16
+    return config
