@@ -7,7 +7,8 @@ without a traceback.
 import ast
 import importlib.util
 import os
-from typing import Iterable, Optional
+import json
+from typing import Any, Dict, Iterable, Optional
 
 import ml_collections
 
@@ -67,3 +68,18 @@ def apply_override(config: ml_collections.ConfigDict, item: str, source: str = "
     except TypeError as e:
         raise ConfigError(f"config field {key!r}: cannot set {raw!r} ({e})") from e
 
+
+def config_to_json_dict(config: ml_collections.ConfigDict) -> Dict[str, Any]:
+    """The config as plain JSON types (tuples become lists)."""
+    return json.loads(config.to_json_best_effort())
+
+
+def config_from_json_dict(d: Dict[str, Any]) -> ml_collections.ConfigDict:
+    """Inverse of `config_to_json_dict`; lists become tuples, as the configs write sequences."""
+    def fix(v):
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return tuple(fix(x) for x in v)
+        return v
+    return ml_collections.ConfigDict(fix(d))

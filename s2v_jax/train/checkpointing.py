@@ -23,28 +23,14 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from s2v_jax.config_utils import config_from_json_dict, config_to_json_dict
 from s2v_jax.errors import TrainingError
+from s2v_jax.train import export
 from s2v_jax.train.state import abstract_train_state
 from s2v_jax.train.tasks import TASKS, get_task
 
 STATE, DATA, META, CONFIG = "state", "data", "meta", "config"
 CONFIG_FILE = "config.json"
-
-
-def config_to_json_dict(config: ml_collections.ConfigDict) -> Dict[str, Any]:
-    """The config as plain JSON types (tuples become lists)."""
-    return json.loads(config.to_json_best_effort())
-
-
-def config_from_json_dict(d: Dict[str, Any]) -> ml_collections.ConfigDict:
-    """Inverse of `config_to_json_dict`; lists become tuples, as the configs write sequences."""
-    def fix(v):
-        if isinstance(v, dict):
-            return {k: fix(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return tuple(fix(x) for x in v)
-        return v
-    return ml_collections.ConfigDict(fix(d))
 
 
 def write_config_json(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -174,23 +160,50 @@ def _variables_only(reader, step_dir: str, abstract_state) -> Dict[str, Any]:
     return jax.tree.map(jnp.asarray, variables)
 
 
+def _check_task(config, where: str, tasks, hint: str):
+    task = get_task(config)
+    if tasks is not None and task.name not in tasks:
+        wanted = " or ".join(TASKS[t].title for t in tasks)
+        raise TrainingError(f"checkpoint {where} holds a {task.name!r} model, not {wanted}"
+                            + (f"; {hint}" if hint else ""))
+    return task
+
+
+def _checked_shapes(config, variables, where: str) -> Dict[str, Any]:
+    """Exported variables as jax arrays, checked against the shapes of the model their config describes."""
+    task = get_task(config)
+    abstract = abstract_train_state(config, task.build_model(config), task)
+    want = {"params": abstract.params, "batch_stats": abstract.batch_stats}
+    got = {"params": variables.get("params", {}), "batch_stats": variables.get("batch_stats", {})}
+    got_shapes = jax.tree.map(np.shape, got)
+    want_shapes = jax.tree.map(lambda x: tuple(x.shape), want)
+    if jax.tree.structure(got_shapes) != jax.tree.structure(want_shapes) or got_shapes != want_shapes:
+        raise TrainingError(f"exported model {where}: its weights do not match the model its config.json "
+                            "describes; export it again with this version (s2v export)")
+    out = jax.tree.map(jnp.asarray, got)
+    if not out["batch_stats"]:
+        del out["batch_stats"]
+    return out
+
+
 def load_checkpoint(path: str, tasks: Optional[Tuple[str, ...]] = None, hint: str = ""
                     ) -> Tuple[ml_collections.ConfigDict, Dict[str, Any]]:
     """(config, variables) of any task's checkpoint; variables = {'params'[, 'batch_stats']}.
 
     `path`: a work directory (its best checkpoint, else its latest), a
-    `checkpoints/` or `best/` folder (latest step) or one step directory. The
+    `checkpoints/` or `best/` folder (latest step), one step directory, or an
+    exported model directory (`s2v_jax.train.export`, what the package ships). The
     model is rebuilt from the config stored in the checkpoint; `tasks` names
     the tasks the caller accepts (a TrainingError otherwise, ending with `hint`:
     what the user should pass instead).
     """
+    if export.is_exported(path):
+        config, variables = export.load_exported(path)
+        _check_task(config, path, tasks, hint)
+        return config, _checked_shapes(config, variables, path)
     step_dir = resolve_checkpoint_dir(path)
     config = read_config(step_dir)
-    task = get_task(config)
-    if tasks is not None and task.name not in tasks:
-        wanted = " or ".join(TASKS[t].title for t in tasks)
-        raise TrainingError(f"checkpoint {step_dir} holds a {task.name!r} model, not {wanted}"
-                            + (f"; {hint}" if hint else ""))
+    task = _check_task(config, step_dir, tasks, hint)
     model = task.build_model(config)
     abstract = abstract_train_state(config, model, task)
     reader = ocp.Checkpointer(ocp.CompositeCheckpointHandler())

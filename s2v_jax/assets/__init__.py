@@ -1,0 +1,20 @@
+"""Models shipped inside the package (float16 weights, each with a model card).
+
+Each is an exported model directory (`s2v_jax.train.export`): `config.json`,
+`variables.npz` and `MODEL_CARD.md` (data, recipe, the command that retrains
+it, held-out numbers). Any `--checkpoint` / `--sync-expert` option takes such
+a directory as it takes a training work directory.
+"""
+
+import os
+from typing import Optional
+
+ASSETS = os.path.dirname(os.path.abspath(__file__))
+SYNC_EXPERT = os.path.join(ASSETS, "sync_expert")  # the default lip-sync judge (configs/syncnet_real.py)
+GENERATOR = os.path.join(ASSETS, "generator")      # the default real-face generator (when shipped)
+
+
+def shipped(path: str) -> Optional[str]:
+    """`path` if it holds an exported model, else None (a source tree without the weights)."""
+    ok = os.path.isfile(os.path.join(path, "config.json")) and os.path.isfile(os.path.join(path, "variables.npz"))
+    return path if ok else None
