@@ -20,6 +20,8 @@ COMMANDS = [
     ("inspect", "inspect", "overlay face tracks, landmarks and registered crops on a video, for a person to check"),
     ("synth", "synth", "generate a procedural talking-face corpus (mp4 + ground truth), no downloads"),
     ("train-sync", "train_sync", "train the SyncNet-style sync expert that scores lip sync (LSE-D/LSE-C)"),
+    ("sync", "sync", "score the lip sync of a video: AV offset (frames), LSE-D and LSE-C, by the sync expert"),
+    ("export", "export", "export a checkpoint as a small float16 model (the format the package ships)"),
     ("evaluate", "evaluate", "score a checkpoint on held-out clips beside the static baseline and real video"),
     ("build-dataset", "build_dataset", "build a TFDS dataset of registered face tracks and report what was skipped"),
     ("generate", "generate", "talking-face video from one or five face photos and a speech clip"),

@@ -121,6 +121,60 @@ def test_sampler_pairs_in_memory():
     np.testing.assert_array_equal(next(loader)["offset"], after["offset"])  # resumable order
 
 
+def test_sampler_gives_k_distinct_hard_negatives():
+    from s2v_jax.data import sync_inputs
+    from s2v_jax.data import sync_samples
+
+    config = toy_config(["data.min_offset=2", "data.max_offset=15", "data.num_negatives=4"])
+    tracks = toy_tracks(2, 40, 0)
+    loader = sync_samples.make_loader(sync_samples.ArrayTracks(tracks), config, batch_size=8, seed=0, augment=False,
+                                      debug=True)
+    b = next(loader)
+    assert b["audio_shifted"].shape == (8, 4, 12, 20, 1) and b["offset"].shape == (8, 4)
+    for i in range(8):
+        tr, k = tracks[b["record"][i]], int(b["centre"][i])
+        d = b["offset"][i]
+        assert len(set(d.tolist())) == 4 and np.all((np.abs(d) >= 2) & (np.abs(d) <= 15)), d
+        for j in range(4):
+            np.testing.assert_array_equal(b["audio_shifted"][i, j], sync_inputs.audio_input(tr["mfcc"][k - d[j]]))
+
+
+def test_real_video_augmentation_moves_and_recompresses_all_five_frames_alike():
+    from s2v_jax.data import sync_samples
+
+    tracks = toy_tracks(1, 30, 0)
+    kw = dict(lower_face_top=56, grayscale=True, min_offset=2, max_offset=15)
+    plain = sync_samples.sync_sample(np.random.default_rng(3), tracks[0]["frames"], tracks[0]["mfcc"], 30, 12,
+                                     augment=False, **kw)
+    crops = tracks[0]["frames"][10:15]
+    moved = sync_samples._translate(np.random.default_rng(0), crops, 4)
+    shifts = set()
+    for i in range(5):  # one translation for the five frames: the mouth bar moves by the same rows
+        rows = np.where(moved[i, :, 56, 0] < 90)[0]
+        orig = np.where(crops[i, :, 56, 0] < 90)[0]
+        shifts.add(int(rows.min() - orig.min()))
+    assert len(shifts) == 1 and abs(shifts.pop()) <= 4
+    squeezed = sync_samples._recompress(np.random.default_rng(1), crops)
+    assert squeezed.shape == crops.shape and squeezed.dtype == np.uint8
+    assert 0 < np.abs(squeezed.astype(int) - crops).mean() < 12
+    aug = sync_samples.sync_sample(np.random.default_rng(3), tracks[0]["frames"], tracks[0]["mfcc"], 30, 12,
+                                   augment=True, shift_px=4, jpeg_prob=1.0, **kw)
+    assert aug["video"].shape == plain["video"].shape and not np.array_equal(aug["video"], plain["video"])
+    np.testing.assert_array_equal(aug["audio"], plain["audio"])  # the audio is never touched
+
+
+def test_nway_loss_by_hand():
+    import jax.numpy as jnp
+
+    from s2v_jax.train.tasks.sync import SyncTask
+
+    task = SyncTask(loss_type="nway", temperature=1.0)
+    loss = task.per_window_loss(jnp.array([0.0, 1.0]), jnp.array([[1.0, 1.0], [0.0, 2.0]]))
+    np.testing.assert_allclose(loss, [np.log(1 + 2 / np.e), 1 + np.log(1 + np.e ** -1 + np.e ** -2)], rtol=1e-6)
+    pair = SyncTask(loss_type="contrastive", margin=1.0).per_window_loss(jnp.array([0.5]), jnp.array([[0.25]]))
+    np.testing.assert_allclose(pair, [0.5 * (0.25 + 0.5625)], rtol=1e-6)  # SyncNet's pair loss, as before
+
+
 def test_shift_candidates():
     from s2v_jax.data.sync_samples import shift_candidates
 
@@ -205,19 +259,43 @@ def _run_scenario(out_dir):
         nan_error = None
     except TrainingError as e:
         nan_error = str(e)
+    # The n-way loss over 4 shifted audios, then exported to float16 and scored from the export.
+    from s2v_jax.train.export import export_model
+
+    nway = os.path.join(out_dir, "expert_nway")
+    nway_summary = train_and_evaluate(toy_config(["train.loss='nway'", "data.num_negatives=4", "data.min_offset=2"]),
+                                      nway, train_loader_fn=fns[0], eval_batches_fn=fns[1])
+    nway_rows = read_jsonl(os.path.join(nway, "metrics.jsonl"))
+    exported = os.path.join(out_dir, "exported")
+    export_info = export_model(*load_checkpoint(nway), exported)
+    with np.load(os.path.join(exported, "variables.npz")) as z:
+        export_dtypes = sorted({str(z[k].dtype) for k in z.files if k.startswith("params/")})
+    full, small = SyncExpert.from_checkpoint(nway, batch_size=32), SyncExpert.from_checkpoint(exported, batch_size=32)
+    e_full = np.concatenate(full.clip_embeddings(train[0]["frames"], train[0]["mfcc"]))
+    e_small = np.concatenate(small.clip_embeddings(train[0]["frames"], train[0]["mfcc"]))
+    nway_shifts = {}
+    for i, tr in enumerate(toy_tracks(3, 50, 1)):
+        t = len(tr["mfcc"])
+        for k in (0, 3, 6, -4):
+            nway_shifts[f"{i}:{k}"] = small.sync_scores(tr["frames"], tr["mfcc"][np.clip(np.arange(t) - k, 0, t - 1)]
+                                                        )["av_offset"]
     expert = SyncExpert.from_checkpoint(workdir, batch_size=32)
     v, a = expert.clip_embeddings(train[0]["frames"], train[0]["mfcc"])
     norms = np.linalg.norm(np.concatenate([v, a]), axis=-1)
     shifts = {}
-    for i, tr in enumerate(toy_tracks(3, 50, 1)):  # held-out tracks, audio advanced by k frames
+    for i, tr in enumerate(toy_tracks(3, 50, 1)):  # held-out tracks, audio delayed by k frames
         t = len(tr["mfcc"])
         for k in (0, 3, 6, -4):
-            scores = expert.sync_scores(tr["frames"], tr["mfcc"][np.clip(np.arange(t) + k, 0, t - 1)])
+            scores = expert.sync_scores(tr["frames"], tr["mfcc"][np.clip(np.arange(t) - k, 0, t - 1)])
             shifts[f"{i}:{k}"] = [scores["av_offset"], scores["lse_d"], scores["lse_c"]]
     return {"summary": summary, "losses": [r["train/loss"] for r in rows if "train/loss" in r],
             "resume_max_abs_diff": resume_diff, "nan_error": nan_error,
             "resumed_step": resumed["step"], "checkpoints": sorted(os.listdir(os.path.join(workdir, "checkpoints"))),
             "shifts": shifts, "embedding_shape": list(v.shape),
+            "nway_losses": [r["train/loss"] for r in nway_rows if "train/loss" in r],
+            "nway_accuracy": nway_summary["last_eval"]["accuracy"], "nway_shifts": nway_shifts,
+            "export_bytes": export_info["bytes"], "export_dtypes": export_dtypes,
+            "export_max_abs_diff": float(np.max(np.abs(e_full - e_small))),
             "norm_range": [float(norms.min()), float(norms.max())]}
 
 
@@ -258,6 +336,16 @@ def test_lse_offset_follows_an_audio_shift_on_held_out_tracks(report):
         assert lse_c > 0.1, (key, lse_c)
 
 
+def test_nway_loss_trains_and_its_float16_export_scores_alike(report):
+    losses = report["nway_losses"]
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:2]), losses
+    assert report["nway_accuracy"] >= 0.6, report["nway_accuracy"]  # in-sync closest of 5: chance 0.2
+    assert report["export_dtypes"] == ["float16"]
+    assert report["export_max_abs_diff"] < 0.02, report["export_max_abs_diff"]  # unit-length embeddings
+    for key, offset in report["nway_shifts"].items():
+        assert abs(offset - int(key.split(":")[1])) <= 1, (key, offset)
+
+
 # ---------------------------------------------------------------- the real synthetic corpus (slow)
 
 @pytest.mark.slow
@@ -288,7 +376,7 @@ def test_expert_on_the_synthetic_corpus(tmp_path_factory):
         mfcc = np.asarray(ex["mfcc"])
         t = len(mfcc)
         for k in (0, 3, 6, -4):
-            offset = expert.sync_scores(crops, mfcc[np.clip(np.arange(t) + k, 0, t - 1)])["av_offset"]
+            offset = expert.sync_scores(crops, mfcc[np.clip(np.arange(t) - k, 0, t - 1)])["av_offset"]  # k late
             hits += abs(offset - k) <= 1
             total += 1
     assert hits >= 0.75 * total, (hits, total)

@@ -1,16 +1,26 @@
 """A trained sync expert as a judge: jitted, batched per-frame embeddings of
-whole clips and their SyncNet scores (AV offset, LSE-D, LSE-C)."""
+whole clips and their SyncNet scores (AV offset, LSE-D, LSE-C).
+
+    expert = SyncExpert.default()                 # the judge shipped in the package
+    scores = score_video(expert, "talk.mp4")       # {'offset', 'lse_d', 'lse_c', ...}
+
+AV offset sign: if the sound comes k frames late (audio delayed by k frames
+against the picture), the offset is +k."""
 
 import functools
+import os
+from typing import Any, Dict, Optional
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from s2v_jax import assets
 from s2v_jax.data.sync_inputs import audio_input, frame_indices, resize_crops, video_input
 from s2v_jax.evaluation import metrics
 from s2v_jax.models.syncnet import SyncNet, build_syncnet, input_shapes
+from s2v_jax.errors import DataError, NoFaceError, TrainingError
 from s2v_jax.train.checkpointing import load_checkpoint
 
 
@@ -33,9 +43,22 @@ class SyncExpert:
 
     @classmethod
     def from_checkpoint(cls, path, batch_size: int = 64) -> "SyncExpert":
-        """Loads a `s2v train-sync` work directory (best, else latest checkpoint) or one step directory."""
-        config, variables = load_checkpoint(path, tasks=("sync",))
+        """Loads a `s2v train-sync` work directory (best, else latest checkpoint), one step directory
+        or an exported model (`s2v export`); None: the judge shipped in the package."""
+        if path is None:
+            return cls.default(batch_size)
+        config, variables = load_checkpoint(os.fspath(path), tasks=("sync",),
+                                            hint="give a sync expert (configs/syncnet_real.py) or omit it")
         return cls(config, variables, batch_size)
+
+    @classmethod
+    def default(cls, batch_size: int = 64) -> "SyncExpert":
+        """The judge shipped in the package (s2v_jax/assets/sync_expert, see its MODEL_CARD.md)."""
+        path = assets.shipped(assets.SYNC_EXPERT)
+        if path is None:
+            raise TrainingError(f"no sync expert is shipped in this installation ({assets.SYNC_EXPERT} is missing); "
+                                "pass a judge trained with configs/syncnet_real.py")
+        return cls.from_checkpoint(path, batch_size)
 
     def _batched(self, fn, x: np.ndarray) -> np.ndarray:
         out, bs = [], self.batch_size
@@ -60,9 +83,47 @@ class SyncExpert:
 
     def sync_scores(self, crops: np.ndarray, mfcc_windows: np.ndarray, max_offset: int = 15,
                     edge: str = "valid"):
-        """{'lse_d', 'lse_c', 'av_offset', 'distances'} of a clip (see evaluation.metrics)."""
+        """{'lse_d', 'lse_c', 'av_offset', 'distances'} of a clip (see evaluation.metrics.lse_scores):
+        av_offset in frames, positive = audio late; distances per offset -max_offset..max_offset."""
         v, a = self.clip_embeddings(crops, mfcc_windows)
         dist = metrics.sync_distances(v, a, max_offset, edge)
         out = metrics.lse_scores(dist, max_offset)
-        out["distances"] = [float(d) if np.isfinite(d) else None for d in dist]
+        # per AV offset -max_offset..max_offset (positive = audio late), as av_offset counts
+        out["distances"] = [float(d) if np.isfinite(d) else None for d in dist[::-1]]
         return out
+
+
+def score_video(expert: SyncExpert, video_path, audio_path=None, max_offset: int = 15,
+                progress: bool = False) -> Dict[str, Any]:
+    """The judge's scores of the largest face track of a video, with its own sound or `audio_path`'s
+    (from the video's first frame): {'offset', 'lse_d', 'lse_c', 'distances', 'track', 'frames'}."""
+    from s2v_jax.data.preprocess import TrackExtractor
+    from s2v_jax.faces import largest_track, quiet_native_logs
+    from s2v_jax.media import audio, video
+
+    video_path = os.fspath(video_path)
+    audio.check_media_file(video_path, "video")
+    if audio_path is None:
+        info = video.probe(video_path)
+        if not info.has_audio:
+            raise DataError(f"{video_path} has no audio track: give the speech with --audio")
+        audio_path = video_path
+    else:
+        audio.check_media_file(audio_path, "audio")
+    wav = audio.load_audio(audio_path)
+    audio.check_not_silent(wav, audio_path)
+    with quiet_native_logs():
+        extractor = TrackExtractor(video_path, 5, None, progress)
+        tracks = extractor.run()
+    track = largest_track(tracks)
+    if track is None:
+        raise NoFaceError(f"{video_path}: no face track of 5 frames or more "
+                          f"({extractor.no_face_reason() or 'no face found'}); the judge scores a visible face")
+    windows = audio.mfcc_windows(audio.compute_mfcc(wav), extractor.num_frames)
+    start, end = int(track.start_frame), int(track.end_frame)
+    crops = np.asarray(track.crops[:end - start])
+    scores = expert.sync_scores(crops, windows[start:start + len(crops)], max_offset)
+    return {"offset": scores["av_offset"], "lse_d": scores["lse_d"], "lse_c": scores["lse_c"],
+            "distances": scores["distances"], "max_offset": int(max_offset),
+            "track": {"start_frame": start, "end_frame": start + len(crops), "faces_tracked": len(tracks)},
+            "frames": int(extractor.num_frames)}
