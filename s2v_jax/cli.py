@@ -8,7 +8,9 @@ A user-facing `S2VError` is printed on one line (no traceback) with exit code 2.
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from s2v_jax.errors import S2VError
 
@@ -44,16 +46,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (timeout, kill, a container stop), raised where the program is, so that the clean-up
+    that Ctrl-C runs (partial outputs, temporary audio, open writers) runs for it too."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return int(args._run(args) or 0)
     except S2VError as e:
         print(f"s2v {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"s2v {args.command}: terminated (SIGTERM); partial outputs removed", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"s2v {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

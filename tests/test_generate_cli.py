@@ -220,3 +220,58 @@ def test_an_output_that_is_an_input_is_refused_before_any_work(ckpts, media, tmp
     assert len(err) == 1 and "would destroy the input" in err[0], err
     assert _md5(victim) == before
     assert sorted(os.listdir(tmp_path)) == listing  # nothing written beside it (no partial file)
+
+
+def test_an_unwritable_output_folder_is_refused_before_any_work(ckpts, media, tmp_path, capsys, cached, monkeypatch):
+    """A folder the process cannot write (read-only mount, no permission) is found up front, in one line."""
+    out_dir = tmp_path / "readonly"
+    out_dir.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if os.fspath(p) == str(out_dir)
+                        else real_access(p, mode, **kw))
+    calls = []
+    monkeypatch.setattr("s2v_jax.inference.generate.load_speech", lambda *a, **k: calls.append(a))
+    capsys.readouterr()
+    rc = cli.main(["generate", "--checkpoint", ckpts["gen"], "--image", str(media["photo"]),
+                   "--audio", str(media["speech"]), "--out", str(out_dir / "out.mp4"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "not writable" in err[0], err
+    assert calls == [] and os.listdir(out_dir) == []  # nothing read, nothing written
+
+
+def test_sigterm_mid_run_leaves_no_partial_output_and_no_temporary_audio(ckpts, media, tmp_path):
+    """SIGTERM (what timeout, kill and container stops send) cleans up as Ctrl-C does; stale
+    temporaries of earlier killed runs are removed, a live process's are left alone."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import soundfile
+
+    wav, sr = soundfile.read(str(media["speech"]), dtype="float32")
+    long_speech = tmp_path / "long.wav"
+    soundfile.write(str(long_speech), np.tile(wav, 60), sr, subtype="PCM_16")  # ~74 s
+    out_dir, tmp_dir = tmp_path / "out", tmp_path / "tmp"
+    out_dir.mkdir()
+    tmp_dir.mkdir()
+    stale = [out_dir / ".old.partial999999999.mp4", out_dir / ".old.audio999999999.wav"]
+    live = out_dir / f".other.partial{os.getppid()}.mp4"
+    for p in stale + [live]:
+        p.write_bytes(b"x")
+    env = dict(os.environ, TMPDIR=str(tmp_dir))
+    proc = subprocess.Popen([sys.executable, "-m", "s2v_jax.cli", "generate", "--checkpoint", ckpts["gen"],
+                             "--image", str(media["photo"]), "--audio", str(long_speech),
+                             "--out", str(out_dir / "talk.mp4"), "--no-progress", "--preset", "veryslow"],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not any(".partial" in n and str(proc.pid) in n for n in os.listdir(out_dir)):
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.2)
+    time.sleep(1.0)  # mid-run: frames are being encoded
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err, err
+    assert sorted(os.listdir(out_dir)) == [live.name], os.listdir(out_dir)  # no partial, no wav, stale gone
+    assert os.listdir(tmp_dir) == [], os.listdir(tmp_dir)

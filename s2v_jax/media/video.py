@@ -34,11 +34,12 @@ import subprocess
 import tempfile
 import warnings
 from fractions import Fraction
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, List, Optional
 
 import numpy as np
 
 from s2v_jax.errors import MediaError
+from s2v_jax.media.paths import check_writable_folder
 from s2v_jax.media.audio import (
     SAMPLE_RATE,
     VIDEO_FPS,
@@ -208,6 +209,38 @@ def extract_audio(video_path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return load_audio(video_path, sample_rate)
 
 
+_TEMP_RE = re.compile(r"^\..+\.(?:partial|audio)(\d+)\.(?:mp4|wav)$")  # VideoWriter's temporaries
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def remove_stale_temporaries(folder) -> List[str]:
+    """Removes the partial outputs and temporary audio (`.NAME.partialPID.mp4`, `.NAME.audioPID.wav`) that
+    writers of processes no longer running left in `folder` (a kill -9, a power cut); returns their names."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        m = _TEMP_RE.match(name)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            try:
+                os.unlink(os.path.join(folder, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
 class VideoWriter:
     """Write uint8 RGB frames to an H.264 mp4, optionally with sound.
 
@@ -224,8 +257,8 @@ class VideoWriter:
         self, path, fps: float = VIDEO_FPS, audio=None, sample_rate: int = SAMPLE_RATE, crf: int = 18, preset: str = "medium"
     ):
         self.path = pathlib.Path(path)
-        if not self.path.parent.is_dir():
-            raise MediaError(f"cannot write {self.path}: folder {self.path.parent} does not exist; create it first")
+        check_writable_folder(self.path)
+        remove_stale_temporaries(self.path.parent)
         self.fps, self.crf, self.preset = float(fps), int(crf), preset
         self.sample_rate = int(sample_rate)
         if audio is not None and isinstance(audio, (str, os.PathLike)):
@@ -250,8 +283,9 @@ class VideoWriter:
         if self.audio is not None:
             import soundfile
 
-            fd, wav = tempfile.mkstemp(suffix=".wav", prefix="s2v_audio_")
-            os.close(fd)
+            # Next to the output, named by this process: removed on close or abort, and by
+            # remove_stale_temporaries after a kill -9 (never left in the system temp folder).
+            wav = str(self.path.with_name(f".{self.path.stem}.audio{os.getpid()}.wav"))
             self._wav = wav
             soundfile.write(wav, np.clip(self.audio, -1.0, 1.0), self.sample_rate, subtype="PCM_16")
             cmd += ["-i", wav, "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "96k"]
