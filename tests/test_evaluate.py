@@ -80,6 +80,9 @@ def test_report_has_model_static_and_real_rows(cli_report):
     assert report["rows"]["real"]["psnr"] is None and report["rows"]["static_baseline"]["clips"] == 1
     assert report["settings"]["output_size"] == 112 and report["sync_expert"] == os.path.abspath(report["sync_expert"])
     assert "lmd" in report["definitions"] and "inter-ocular" in report["definitions"]["lmd"]
+    rec = {r: report["rows"][r]["sync_recovered"] for r in report["rows"]}
+    if rec["real"] is not None:  # defined when the judge finds the real video more confident than the still
+        assert rec["real"] == 1.0 and rec["static_baseline"] == 0.0 and rec["model"] is not None
 
 
 def test_unreadable_inputs_are_skipped_with_a_reason(cli_report):
@@ -104,7 +107,7 @@ def test_index_html_references_plots_and_strips(cli_report):
 def test_v201_five_stills_function_api(ckpts, media, tmp_path):
     from s2v_jax.evaluation.evaluate import evaluate_checkpoint
 
-    report = evaluate_checkpoint(ckpts["v201"], media["talk"], str(tmp_path), batch_size=16)
+    report = evaluate_checkpoint(ckpts["v201"], media["talk"], str(tmp_path), batch_size=16, sync_expert=None)
     clip = report["clips"][0]
     assert report["settings"]["output_size"] == 109 and report["settings"]["identity_images"] == 5
     assert len(clip["identity_frames"]) == 5 and clip["identity_frames"][0] == 0
@@ -120,7 +123,7 @@ def test_tfds_split(ckpts, tmp_path_factory, tmp_path):
     data_dir = str(tmp_path_factory.getbasetemp() / "synthetic_tiny")  # shared with the pipeline tests
     tfds_builders.build("synthetic_talking_faces/tiny", data_dir)
     report = evaluate_checkpoint(ckpts["gen"], "synthetic_talking_faces/tiny:validation", str(tmp_path),
-                                 data_dir=data_dir, max_clips=1, batch_size=16)
+                                 data_dir=data_dir, max_clips=1, batch_size=16, sync_expert=None)
     assert len(report["clips"]) == 1
     clip = report["clips"][0]
     assert clip["audio_envelope"] is not None  # found the rendered source video for the waveform
@@ -136,3 +139,13 @@ def test_errors_are_one_line(ckpts, tmp_path, capsys):
     rc = main(["evaluate", "--checkpoint", str(tmp_path / "nockpt"), "--videos", str(tmp_path),
                "--out", str(tmp_path / "r")])
     assert rc == 2
+
+
+def test_sync_recovered_by_hand():
+    from s2v_jax.evaluation.evaluate import sync_recovered
+
+    rows = {"model": {"lse_c": 2.0}, "static_baseline": {"lse_c": 1.0}, "real": {"lse_c": 5.0}}
+    assert sync_recovered(rows) == {"model": 0.25, "static_baseline": 0.0, "real": 1.0}
+    rows["real"]["lse_c"] = 1.0  # the real video no more confident than a still: undefined
+    assert sync_recovered(rows) == {"model": None, "static_baseline": None, "real": None}
+    assert sync_recovered({"model": {"lse_c": None}, "static_baseline": {}, "real": {}})["model"] is None

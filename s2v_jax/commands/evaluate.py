@@ -1,13 +1,15 @@
 """Evaluate a generator checkpoint on held-out clips: regenerate each clip
 from its own identity frame and audio, and score model, static baseline
 (identity frame repeated) and real video side by side: PSNR, SSIM, LMD,
-landmark lip sync and, with --sync-expert, SyncNet LSE-D/LSE-C. Writes
+SyncNet LSE-D/LSE-C by the shipped judge (or --sync-expert) with "sync
+recovered" = (model - static) / (real - static) on LSE-C, and landmark lip
+sync as a diagnostic. Writes
 OUT/report.json and OUT/index.html (plots, frame strips); prints the per-row
 means as JSON.
 
     s2v evaluate --checkpoint workdirs/tiny --videos ../shared/data/real/corpus/lrs2 --out reports/tiny
     s2v evaluate --checkpoint workdirs/tiny --videos synthetic_talking_faces/small:validation \\
-        --data-dir data/tfds --sync-expert workdirs/syncnet --out reports/tiny_val
+        --data-dir data/tfds --sync-expert workdirs/syncnet_real --out reports/tiny_val
 """
 
 import json
@@ -19,7 +21,9 @@ def add_arguments(parser):
                         help="a video, a folder of videos, or a TFDS split NAME/CONFIG:SPLIT "
                              "(e.g. synthetic_talking_faces/small:validation)")
     parser.add_argument("--out", required=True, help="report folder (created; report.json, index.html, images)")
-    parser.add_argument("--sync-expert", default=None, help="work directory of `s2v train-sync` (adds LSE-D/LSE-C)")
+    parser.add_argument("--sync-expert", default="shipped",
+                        help="judge of LSE-D/LSE-C and sync recovered: 'shipped' (default, the package's), a "
+                             "sync-expert work directory or export, or 'none'")
     parser.add_argument("--max-clips", type=int, default=None, help="evaluate at most N clips (in sorted order)")
     parser.add_argument("--data-dir", default="data/tfds", help="TFDS data directory for a split (default data/tfds)")
     parser.add_argument("--manual-dir", default=None,
@@ -38,7 +42,8 @@ def run(args) -> int:
     from s2v_jax.evaluation.evaluate import evaluate_checkpoint
 
     report = evaluate_checkpoint(
-        args.checkpoint, args.videos, args.out, sync_expert=args.sync_expert, max_clips=args.max_clips,
+        args.checkpoint, args.videos, args.out,
+        sync_expert=None if args.sync_expert.lower() == "none" else args.sync_expert, max_clips=args.max_clips,
         data_dir=args.data_dir, manual_dir=args.manual_dir, identity_index=args.identity_index,
         batch_size=args.batch_size, deblur_checkpoint=args.deblur, strip_frames=args.strip_frames,
         progress=not args.quiet)

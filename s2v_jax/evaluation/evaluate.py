@@ -37,7 +37,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 import ml_collections
 import numpy as np
 
-from s2v_jax import faces
+from s2v_jax import assets, faces
 from s2v_jax.data.input_pipeline import ensure_dataset
 from s2v_jax.data.preprocess import preprocess_video
 from s2v_jax.data.sync_inputs import resize_crops
@@ -255,7 +255,19 @@ def summarise(clip_rows: Sequence[Dict[str, Dict[str, Any]]]) -> Dict[str, Dict[
         if row == "real":
             s["psnr"] = None  # a video against itself: infinite
         out[row] = s
+    for row, value in sync_recovered(out).items():
+        out[row]["sync_recovered"] = value
     return out
+
+
+def sync_recovered(rows: Dict[str, Dict[str, Any]]) -> Dict[str, Optional[float]]:
+    """(LSE-C(row) - LSE-C(static)) / (LSE-C(real) - LSE-C(static)) per row, on the mean LSE-C; None
+    without LSE-C or when the real video is no more confident than the still (gap below 1e-6)."""
+    c = {r: rows.get(r, {}).get("lse_c") for r in ROWS}
+    if c.get("real") is None or c.get("static_baseline") is None or c["real"] - c["static_baseline"] < 1e-6:
+        return {r: None for r in ROWS}
+    gap = c["real"] - c["static_baseline"]
+    return {r: (None if c[r] is None else float((c[r] - c["static_baseline"]) / gap)) for r in ROWS}
 
 
 # ---------------------------------------------------------------- the driver
@@ -316,7 +328,10 @@ def evaluate_clips(generator, clips, out_dir: str, *, expert=None, identity_inde
     return report_lib.write_report(report, out_dir, media, strip_frames=strip_frames)
 
 
-def evaluate_checkpoint(checkpoint: str, videos: str, out_dir: str, *, sync_expert: Optional[str] = None,
+SHIPPED = "shipped"  # evaluate_checkpoint's default judge: the one in s2v_jax/assets
+
+
+def evaluate_checkpoint(checkpoint: str, videos: str, out_dir: str, *, sync_expert: Optional[str] = SHIPPED,
                         max_clips: Optional[int] = None, data_dir: str = "data/tfds",
                         manual_dir: Optional[str] = None, identity_index: int = 0, batch_size: int = 32,
                         deblur_checkpoint: Optional[str] = None, strip_frames: int = 8,
@@ -324,24 +339,29 @@ def evaluate_checkpoint(checkpoint: str, videos: str, out_dir: str, *, sync_expe
     """Evaluates a generator checkpoint on held-out clips and writes out_dir/report.json + index.html.
 
     videos: a video file, a folder of videos, or a TFDS split 'name/config:split'
-    (read from `data_dir`). sync_expert: a `s2v train-sync` work directory for
-    LSE-D/LSE-C. Returns the report dict (rows 'model', 'static_baseline', 'real').
+    (read from `data_dir`). sync_expert: the judge of LSE-D/LSE-C and sync
+    recovered: 'shipped' (default: the package's), a sync-expert checkpoint or
+    export, or None (no LSE). Returns the report dict (rows 'model', 'static_baseline', 'real').
     """
 
     if max_clips is not None and max_clips < 1:
         raise S2VError(f"--max-clips must be at least 1, not {max_clips}")
     generator = FrameGenerator.from_checkpoint(checkpoint, deblur_checkpoint=deblur_checkpoint, batch_size=batch_size)
-    expert = None
-    if sync_expert:
-
-        expert = SyncExpert.from_checkpoint(sync_expert, batch_size=batch_size)
+    expert, judge = None, None
+    if sync_expert == SHIPPED:
+        if assets.shipped(assets.SYNC_EXPERT):
+            expert, judge = SyncExpert.default(batch_size=batch_size), assets.SYNC_EXPERT
+        else:
+            log.warning("no sync expert shipped in this installation: no LSE-D/LSE-C (pass --sync-expert)")
+    elif sync_expert:
+        expert, judge = SyncExpert.from_checkpoint(sync_expert, batch_size=batch_size), os.path.abspath(sync_expert)
     skipped: List[dict] = []
     if is_tfds_spec(videos):
         clips = clips_from_tfds(videos, data_dir, max_clips, manual_dir)
     else:
         clips = clips_from_videos(videos, max_clips, skipped)
     meta = {"checkpoint": os.path.abspath(checkpoint), "videos": videos,
-            "sync_expert": os.path.abspath(sync_expert) if sync_expert else None,
+            "sync_expert": judge,
             "deblur_checkpoint": os.path.abspath(deblur_checkpoint) if deblur_checkpoint else None}
     return evaluate_clips(generator, clips, out_dir, expert=expert, identity_index=identity_index,
                           strip_frames=strip_frames, meta=meta, skipped=skipped, progress=progress)
