@@ -149,3 +149,18 @@ def test_sync_recovered_by_hand():
     rows["real"]["lse_c"] = 1.0  # the real video no more confident than a still: undefined
     assert sync_recovered(rows) == {"model": None, "static_baseline": None, "real": None}
     assert sync_recovered({"model": {"lse_c": None}, "static_baseline": {}, "real": {}})["model"] is None
+
+
+def test_a_deleted_metadata_file_is_reported_as_damage_not_as_a_config_mismatch(expert, tmp_path):
+    import shutil
+
+    from s2v_jax.train.checkpointing import DamagedCheckpointError, load_checkpoint
+
+    workdir = tmp_path / "judge"
+    shutil.copytree(expert, workdir)
+    os.remove(workdir / "checkpoints" / "0" / "state" / "_METADATA")
+    with pytest.raises(DamagedCheckpointError) as info:
+        load_checkpoint(str(workdir))
+    msg = str(info.value)
+    assert "checkpoints/0 is damaged" in msg and "_METADATA" in msg and "does not match" not in msg, msg
+    assert "\n" not in msg

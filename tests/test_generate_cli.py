@@ -275,3 +275,28 @@ def test_sigterm_mid_run_leaves_no_partial_output_and_no_temporary_audio(ckpts, 
     assert "terminated" in err and "Traceback" not in err, err
     assert sorted(os.listdir(out_dir)) == [live.name], os.listdir(out_dir)  # no partial, no wav, stale gone
     assert os.listdir(tmp_dir) == [], os.listdir(tmp_dir)
+
+
+def test_a_damaged_checkpoint_is_one_line_at_inference(ckpts, media, tmp_path):
+    """A truncated file inside the checkpoint `generate` loads: one line naming the step and what to
+    do, exit 2, no traceback (it used to print 440-870 lines of tensorstore and asyncio errors)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from test_syncnet import damage_step
+
+    workdir = tmp_path / "gen"
+    shutil.copytree(ckpts["gen"], workdir)
+    for sub in ("best", "checkpoints"):
+        for step in os.listdir(workdir / sub) if (workdir / sub).is_dir() else []:
+            if step.isdigit():
+                damage_step(str(workdir / sub / step))
+    proc = subprocess.run([sys.executable, "-m", "s2v_jax.cli", "generate", "--checkpoint", str(workdir),
+                           "--image", str(media["photo"]), "--audio", str(media["speech"]),
+                           "--out", str(tmp_path / "out.mp4"), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(lines) == 1 and "is damaged" in lines[0] and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "out.mp4").exists()

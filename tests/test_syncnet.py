@@ -50,6 +50,16 @@ def toy_tracks(num_tracks, num_frames, seed):
     return tracks
 
 
+def damage_step(step_dir):
+    """Truncates every data file of a checkpoint step to half (a disk-full or killed copy)."""
+    for root, _, files in os.walk(os.path.join(step_dir, "state")):
+        for name in files:
+            path = os.path.join(root, name)
+            if os.path.basename(root) == "d":
+                with open(path, "r+b") as f:
+                    f.truncate(os.path.getsize(path) // 2)
+
+
 def toy_config(extra=()):
     from s2v_jax.config_utils import load_config
 
@@ -250,6 +260,23 @@ def _run_scenario(out_dir):
     _, v1 = load_checkpoint(os.path.join(whole, "checkpoints"))
     _, v2 = load_checkpoint(os.path.join(split, "checkpoints"))
     resume_diff = max(jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), v1, v2)))
+    # The latest checkpoint truncated on disk: training warns, moves it aside, resumes from the one before
+    # it and ends with the uninterrupted run's parameters; loading it for inference is one line.
+    faulty = os.path.join(out_dir, "expert_faulty")
+    every10 = const + ["train.checkpoint_every=10", "train.keep_checkpoints=5"]
+    train_and_evaluate(toy_config(every10 + ["train.num_steps=20"]), faulty, train_loader_fn=fns[0],
+                       eval_batches_fn=fns[1])
+    damage_step(os.path.join(faulty, "checkpoints", "20"))
+    try:
+        load_checkpoint(os.path.join(faulty, "checkpoints", "20"))
+        damaged_error = None
+    except TrainingError as e:
+        damaged_error = str(e)
+    train_and_evaluate(toy_config(every10 + ["train.num_steps=40"]), faulty, train_loader_fn=fns[0],
+                       eval_batches_fn=fns[1])
+    _, v3 = load_checkpoint(os.path.join(faulty, "checkpoints"))
+    fallback_diff = max(jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), v1, v3)))
+    faulty_listing = sorted(os.listdir(os.path.join(faulty, "checkpoints")))
     # Tracks whose audio is NaN: the first logged step's loss is NaN and the run stops naming step 1.
     broken = [dict(t, mfcc=np.full_like(t["mfcc"], np.nan)) for t in train]
     nan_fns = sync_samples.array_data_fns(broken, train)
@@ -290,7 +317,8 @@ def _run_scenario(out_dir):
             shifts[f"{i}:{k}"] = [scores["av_offset"], scores["lse_d"], scores["lse_c"]]
     return {"summary": summary, "losses": [r["train/loss"] for r in rows if "train/loss" in r],
             "resume_max_abs_diff": resume_diff, "nan_error": nan_error,
-            "resumed_step": resumed["step"], "checkpoints": sorted(os.listdir(os.path.join(workdir, "checkpoints"))),
+            "resumed_step": resumed["step"], "damaged_error": damaged_error, "fallback_max_abs_diff": fallback_diff,
+            "faulty_listing": faulty_listing, "checkpoints": sorted(os.listdir(os.path.join(workdir, "checkpoints"))),
             "shifts": shifts, "embedding_shape": list(v.shape),
             "nway_losses": [r["train/loss"] for r in nway_rows if "train/loss" in r],
             "nway_accuracy": nway_summary["last_eval"]["accuracy"], "nway_shifts": nway_shifts,
@@ -322,6 +350,14 @@ def test_embeddings_are_unit_length(report):
 def test_resume_from_the_workdir(report):
     assert report["resumed_step"] == 60  # restored, nothing left to train
     assert report["resume_max_abs_diff"] <= 1e-6, report["resume_max_abs_diff"]  # 20 + 20 == 40
+
+
+def test_a_damaged_latest_checkpoint_is_skipped_with_a_warning_and_resume_is_exact(report):
+    err = report["damaged_error"]
+    assert err is not None and "checkpoints/20 is damaged" in err and "\n" not in err and len(err) < 400, err
+    assert "Traceback" not in err and "tensorstore_spec" not in err
+    assert report["faulty_listing"] == ["10", "20", "20.damaged", "30", "40"], report["faulty_listing"]  # kept aside
+    assert report["fallback_max_abs_diff"] <= 1e-6, report["fallback_max_abs_diff"]
 
 
 def test_non_finite_sync_loss_stops_naming_the_step(report):

@@ -49,6 +49,29 @@ def abstract_like(tree, sharding=None):
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x), sharding=sharding), tree)
 
 
+DAMAGE_MARKERS = ("OUT_OF_RANGE", "DATA_LOSS", "not valid for value of size", "Error reading", "_METADATA",
+                  "does not exist", "unexpected end", "corrupt", "Unable to", "checksum", "truncated")
+
+
+class DamagedCheckpointError(TrainingError):
+    """A checkpoint step whose files cannot be read back (truncated, deleted, overwritten)."""
+
+
+def is_damage(error: BaseException) -> bool:
+    """Whether a restore error means unreadable files, not a model/optimizer that does not match."""
+    if isinstance(error, (FileNotFoundError, EOFError, OSError)) and not isinstance(error, TrainingError):
+        return True
+    text = f"{type(error).__name__}: {error}"
+    return any(m in text for m in DAMAGE_MARKERS)
+
+
+def damage_cause(error: BaseException) -> str:
+    """The first line of a restore error, cut to 160 characters (tensorstore specs run to pages)."""
+    line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    line = line.split(" [tensorstore_spec=")[0]
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
 def _manager(directory: str, max_to_keep: Optional[int], read_only: bool = False) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only, read_only=read_only)
     return ocp.CheckpointManager(os.path.abspath(directory), options=options)
@@ -64,7 +87,8 @@ class Checkpointer:
 
     def __init__(self, workdir: str, *, keep: int = 3):
         self.workdir = workdir
-        self.periodic = _manager(os.path.join(workdir, "checkpoints"), max(1, int(keep)))
+        self._keep = max(1, int(keep))
+        self.periodic = _manager(os.path.join(workdir, "checkpoints"), self._keep)
         self.best = _manager(os.path.join(workdir, "best"), 1)
 
     def latest_step(self) -> Optional[int]:
@@ -98,10 +122,33 @@ class Checkpointer:
                 DATA: ocp.args.JsonRestore(),
                 META: ocp.args.JsonRestore(),
             }))
-        except (ValueError, KeyError, TypeError, FileNotFoundError) as e:
-            raise TrainingError(f"checkpoint {self.workdir}/checkpoints/{step} does not match this config's "
-                                f"model and optimizer ({type(e).__name__}: {e}); use a fresh --workdir") from e
+        except Exception as e:  # noqa: BLE001 - sorted into damaged or mismatched below
+            where = f"{self.workdir}/checkpoints/{step}"
+            if is_damage(e):
+                raise DamagedCheckpointError(f"checkpoint {where} is damaged ({damage_cause(e)})") from None
+            if isinstance(e, (ValueError, KeyError, TypeError)):
+                raise TrainingError(f"checkpoint {where} does not match this config's model and optimizer "
+                                    f"({type(e).__name__}: {damage_cause(e)}); use a fresh --workdir") from None
+            raise
         return out[STATE], dict(out[DATA] or {}), dict(out[META] or {})
+
+    def all_steps(self):
+        return sorted(self.periodic.all_steps())
+
+    def quarantine(self, step: int) -> str:
+        """Moves a damaged periodic step aside (`<step>.damaged`, kept for a person to look at, never
+        deleted) so that new saves and later resumes do not trip on it; returns the new path."""
+        src = os.path.join(self.workdir, "checkpoints", str(step))
+        dst = f"{src}.damaged"
+        n = 1
+        while os.path.exists(dst):
+            n += 1
+            dst = f"{src}.damaged{n}"
+        if jax.process_index() == 0:
+            os.replace(src, dst)
+        self.periodic.close()
+        self.periodic = _manager(os.path.join(self.workdir, "checkpoints"), self._keep)
+        return dst
 
     def wait(self) -> None:
         """Blocks until background (async) saves are written."""
@@ -186,6 +233,21 @@ def _checked_shapes(config, variables, where: str) -> Dict[str, Any]:
     return out
 
 
+def _other_steps_hint(step_dir: str) -> str:
+    """What to do about a damaged step: the other steps of its work directory, by name."""
+    manager_dir = os.path.dirname(step_dir)
+    workdir = os.path.dirname(manager_dir)
+    steps = []
+    for sub in ("checkpoints", "best"):
+        d = os.path.join(workdir, sub)
+        if os.path.isdir(d):
+            steps += [os.path.join(d, n) for n in sorted(os.listdir(d), key=lambda n: (len(n), n))
+                      if n.isdigit() and os.path.join(d, n) != step_dir]
+    if steps:
+        return f"pass another step, e.g. --checkpoint {steps[-1]}, or retrain"
+    return "retrain it, or resume its training to write a new checkpoint"
+
+
 def load_checkpoint(path: str, tasks: Optional[Tuple[str, ...]] = None, hint: str = ""
                     ) -> Tuple[ml_collections.ConfigDict, Dict[str, Any]]:
     """(config, variables) of any task's checkpoint; variables = {'params'[, 'batch_stats']}.
@@ -208,11 +270,22 @@ def load_checkpoint(path: str, tasks: Optional[Tuple[str, ...]] = None, hint: st
     abstract = abstract_train_state(config, model, task)
     reader = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
     try:
-        restored = reader.restore(step_dir, args=ocp.args.Composite(**{
-            STATE: ocp.args.StandardRestore(abstract_like(abstract))}))[STATE]
-        variables = {"params": restored.params, "batch_stats": restored.batch_stats}
-    except (ValueError, KeyError, TypeError):
-        variables = _variables_only(reader, step_dir, abstract)
+        try:
+            restored = reader.restore(step_dir, args=ocp.args.Composite(**{
+                STATE: ocp.args.StandardRestore(abstract_like(abstract))}))[STATE]
+            variables = {"params": restored.params, "batch_stats": restored.batch_stats}
+        except Exception as e:  # noqa: BLE001
+            if is_damage(e) or not isinstance(e, (ValueError, KeyError, TypeError)):
+                raise
+            variables = _variables_only(reader, step_dir, abstract)
+    except TrainingError:
+        raise
+    except Exception as e:  # noqa: BLE001 - one line instead of pages of tensorstore tracebacks
+        if not is_damage(e):
+            raise
+        raise DamagedCheckpointError(
+            f"checkpoint {step_dir} is damaged ({damage_cause(e)}); "
+            + _other_steps_hint(step_dir)) from None
     if not variables["batch_stats"]:
         del variables["batch_stats"]
     return config, variables

@@ -109,6 +109,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         lock.release()
 
 
+def _restore_newest_good(ckpt, target):
+    """(state, data_state, meta, step) of the newest periodic checkpoint that reads back; a damaged
+    newer one is moved aside (`<step>.damaged`) with a warning naming it."""
+    for step in reversed(ckpt.all_steps()):
+        try:
+            return (*ckpt.restore(target, step), step)
+        except checkpointing.DamagedCheckpointError as e:
+            moved = ckpt.quarantine(step)
+            logging.warning("%s; moved it to %s and resuming from the step before it", e, moved)
+    raise TrainingError(f"every checkpoint in {ckpt.workdir}/checkpoints is damaged (moved aside as "
+                        "<step>.damaged); start again with a fresh --workdir")
+
+
 def _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn) -> Dict[str, Any]:
     """The loop itself (see `train_and_evaluate`), with the work directory locked."""
     t = config.train
@@ -126,7 +139,7 @@ def _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn) -
         host_state = create_train_state(config, model, jax.random.PRNGKey(int(t.seed)), task)
     else:
         target = checkpointing.abstract_like(abstract_train_state(config, model, task))
-        host_state, data_state, saved_meta = ckpt.restore(target, latest)
+        host_state, data_state, saved_meta, latest = _restore_newest_good(ckpt, target)
         meta.update(saved_meta)
         loader.set_state(data_state)
         step = int(jax.device_get(host_state.step))
