@@ -8,10 +8,12 @@ A user-facing `S2VError` is printed on one line (no traceback) with exit code 2.
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
 
+from s2v_jax import native_logs
 from s2v_jax.errors import S2VError
 
 # (subcommand, module under s2v_jax.commands, one-line help). Later work adds rows.
@@ -36,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="s2v", description="Speech2Vid in JAX/Flax: talking faces from stills and speech."
     )
+    parser.add_argument("--verbose", action="store_true",
+                        help="show MediaPipe/TFLite native logging (hidden by default; also S2V_VERBOSE=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, module_name, help_text in COMMANDS:
@@ -55,8 +59,21 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
+def _exit_now(code: int) -> None:
+    """Exit at once, after the message is out: nothing of this run is left to clean up (the with-blocks
+    have unwound), and the normal shutdown would only print other threads' tracebacks."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    native_logs.uninstall()
+    os._exit(code)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        os.environ["S2V_VERBOSE"] = "1"
+    elif sys.stderr is sys.__stderr__:  # a real terminal or pipe, not a test's capture
+        native_logs.install()
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
@@ -64,6 +81,8 @@ def main(argv=None) -> int:
         return int(args._run(args) or 0)
     except S2VError as e:
         print(f"s2v {args.command}: error: {e}", file=sys.stderr)
+        if type(e).__name__ == "DamagedCheckpointError":
+            _exit_now(2)  # a failed restore leaves tensorstore callbacks that print pages at shutdown
         return 2
     except Terminated:
         print(f"s2v {args.command}: terminated (SIGTERM); partial outputs removed", file=sys.stderr)

@@ -15,7 +15,7 @@ MAX_LINES = 450
 
 # Lowest first; a module may import only modules of its own layer or a lower one.
 LAYERS = [
-    ("base", ["s2v_jax.errors", "s2v_jax.config_utils", "s2v_jax.assets", "configs"]),
+    ("base", ["s2v_jax.errors", "s2v_jax.config_utils", "s2v_jax.assets", "s2v_jax.native_logs", "configs"]),
     ("media", ["s2v_jax.media"]),
     ("faces", ["s2v_jax.faces"]),
     ("data", ["s2v_jax.synth", "s2v_jax.data", "tfds_builders"]),

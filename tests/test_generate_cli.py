@@ -300,3 +300,35 @@ def test_a_damaged_checkpoint_is_one_line_at_inference(ckpts, media, tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert len(lines) == 1 and "is damaged" in lines[0] and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.shared_data
+def test_generate_on_a_real_photo_prints_no_native_mediapipe_logging(ckpts, real_data, media, tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "s2v_jax.cli", "generate", "--checkpoint", ckpts["gen"],
+            "--image", str(real_data / "stills" / "portrait_a.jpg"), "--audio", str(media["speech"]),
+            "--out", str(tmp_path / "out.mp4"), "--no-progress", "--preset", "veryfast"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    native = [line for line in proc.stderr.splitlines() if re.match(r"^[WIEF]\d{4} ", line)]
+    assert native == [], native[:5]
+    verbose_argv = argv[:3] + ["--verbose"] + [str(tmp_path / "v.mp4") if a == str(tmp_path / "out.mp4") else a
+                                               for a in argv[3:]]
+    verbose = subprocess.run(verbose_argv, capture_output=True, text=True, timeout=300)
+    assert verbose.returncode == 0, verbose.stderr[-2000:]
+    assert any(re.match(r"^[WIEF]\d{4} ", line) for line in verbose.stderr.splitlines())  # --verbose shows it
+
+
+def test_a_one_pixel_image_says_it_is_too_small(ckpts, media, tmp_path, capsys, cached):
+    import cv2
+
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), np.zeros((1, 1, 3), np.uint8))
+    capsys.readouterr()
+    rc = cli.main(["generate", "--checkpoint", ckpts["gen"], "--image", str(tiny), "--audio", str(media["speech"]),
+                   "--out", str(tmp_path / "out.mp4"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "1x1 pixels" in err[0] and "too small" in err[0], err

@@ -8,7 +8,7 @@ from typing import List, Sequence
 import cv2
 import numpy as np
 
-from s2v_jax.faces.landmarks import to_rgb
+from s2v_jax.faces.landmarks import quiet_native_logs, to_rgb
 
 
 @dataclasses.dataclass
@@ -43,14 +43,17 @@ def _face_detection(model_selection: int, min_score: float):
     """One MediaPipe detector per (model, threshold), built on first use and reused."""
     import mediapipe as mp
 
-    return mp.solutions.face_detection.FaceDetection(
-        model_selection=model_selection, min_detection_confidence=min_score)
+    with quiet_native_logs():
+        return mp.solutions.face_detection.FaceDetection(
+            model_selection=model_selection, min_detection_confidence=min_score)
 
 
 def _run_detector(rgb: np.ndarray, model_selection: int, min_score: float,
                   offset=(0.0, 0.0), scale: float = 1.0) -> List[FaceDetection]:
     h, w = rgb.shape[:2]
-    result = _face_detection(model_selection, min_score).process(rgb)
+    detector = _face_detection(model_selection, min_score)
+    with quiet_native_logs():
+        result = detector.process(rgb)
     out = []
     for det in result.detections or []:
         rb = det.location_data.relative_bounding_box

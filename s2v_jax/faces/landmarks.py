@@ -45,20 +45,34 @@ NUM_LANDMARKS = 478
 REGISTRATION_POINTS = RIGHT_EYE_CORNERS + LEFT_EYE_CORNERS + NOSE_BRIDGE + NOSE_WINGS
 
 
+def native_logs_shown() -> bool:
+    """`s2v --verbose` (or S2V_VERBOSE=1): let MediaPipe/TFLite's native logging through."""
+    return os.environ.get("S2V_VERBOSE", "") not in ("", "0")
+
+
 @contextlib.contextmanager
 def quiet_native_logs():
     """Hide what MediaPipe's C++ side prints to stderr (TFLite and absl set-up
-    notices, which no environment variable turns off) for the commands' sake.
-    Python exceptions still propagate; the hidden text is dropped."""
+    notices such as `W0000 ... inference_feedback_manager`, which no
+    environment variable turns off) by pointing file descriptor 2 at the null
+    device for the duration. Every MediaPipe call of the library runs inside
+    it; `native_logs_shown()` turns it off. Python exceptions still propagate."""
+    if native_logs_shown():
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+MIN_IMAGE_SIDE = 16  # pixels: below this no detector can find a face
 
 
 def to_rgb(image: np.ndarray, name: str = "image") -> np.ndarray:
@@ -70,7 +84,10 @@ def to_rgb(image: np.ndarray, name: str = "image") -> np.ndarray:
     img = np.asarray(image)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
-    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)) or min(img.shape[:2]) < 2:
+    if img.ndim in (2, 3) and (img.ndim == 2 or img.shape[2] in (3, 4)) and min(img.shape[:2]) < MIN_IMAGE_SIDE:
+        raise MediaError(f"{name}: the picture is only {img.shape[1]}x{img.shape[0]} pixels, too small to hold a "
+                         f"face; give a photo at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} (a face of 64 px or more)")
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
         raise MediaError(f"{name}: expected an image [H, W], [H, W, 3] or [H, W, 4], got shape "
                          f"{img.shape}; pass a decoded picture")
     if img.dtype == np.uint16:
@@ -118,18 +135,20 @@ class LandmarkDetector:
 
         self.roi_size = roi_size
         self.num_points = NUM_LANDMARKS if refine_landmarks else 468
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=static_image_mode, max_num_faces=1,
-            refine_landmarks=refine_landmarks,
-            min_detection_confidence=min_detection_confidence,
-            min_tracking_confidence=min_tracking_confidence)
+        with quiet_native_logs():
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=static_image_mode, max_num_faces=1,
+                refine_landmarks=refine_landmarks,
+                min_detection_confidence=min_detection_confidence,
+                min_tracking_confidence=min_tracking_confidence)
 
     def __call__(self, image: np.ndarray, roi: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
         rgb = to_rgb(image)
         origin, scale = np.zeros(2), 1.0
         if roi is not None:
             rgb, origin, scale = self._crop(rgb, roi)
-        result = self._mesh.process(rgb)
+        with quiet_native_logs():
+            result = self._mesh.process(rgb)
         if not result.multi_face_landmarks:
             return None
         h, w = rgb.shape[:2]
@@ -156,7 +175,8 @@ class LandmarkDetector:
 
     def close(self) -> None:
         if self._mesh is not None:
-            self._mesh.close()
+            with quiet_native_logs():
+                self._mesh.close()
             self._mesh = None
 
     def __enter__(self) -> "LandmarkDetector":

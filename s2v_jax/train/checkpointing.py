@@ -65,6 +65,36 @@ def is_damage(error: BaseException) -> bool:
     return any(m in text for m in DAMAGE_MARKERS)
 
 
+_SHUTDOWN_NOISE = ("Event loop is closed", "sys.meta_path is None")
+
+
+def silence_restore_callbacks() -> None:
+    """After a failed restore, tensorstore's callbacks keep calling into Orbax's closed asyncio loop from
+    their threads, each printing a traceback (pages of them, before and after the one-line error).
+    Drops exactly those (RuntimeError 'Event loop is closed', ImportError at shutdown) from
+    `sys.unraisablehook` and `threading.excepthook`; everything else is reported as before."""
+    import sys
+    import threading
+
+    if getattr(sys.unraisablehook, "_s2v_filter", False):
+        return
+    unraisable, thread_hook = sys.unraisablehook, threading.excepthook
+
+    def noise(exc) -> bool:
+        return isinstance(exc, (RuntimeError, ImportError)) and any(m in str(exc) for m in _SHUTDOWN_NOISE)
+
+    def on_unraisable(u):
+        if not noise(u.exc_value):
+            unraisable(u)
+
+    def on_thread(args):
+        if not noise(args.exc_value):
+            thread_hook(args)
+
+    on_unraisable._s2v_filter = True
+    sys.unraisablehook, threading.excepthook = on_unraisable, on_thread
+
+
 def damage_cause(error: BaseException) -> str:
     """The first line of a restore error, cut to 160 characters (tensorstore specs run to pages)."""
     line = (str(error).strip().splitlines() or [type(error).__name__])[0]
@@ -125,6 +155,7 @@ class Checkpointer:
         except Exception as e:  # noqa: BLE001 - sorted into damaged or mismatched below
             where = f"{self.workdir}/checkpoints/{step}"
             if is_damage(e):
+                silence_restore_callbacks()
                 raise DamagedCheckpointError(f"checkpoint {where} is damaged ({damage_cause(e)})") from None
             if isinstance(e, (ValueError, KeyError, TypeError)):
                 raise TrainingError(f"checkpoint {where} does not match this config's model and optimizer "
@@ -283,6 +314,7 @@ def load_checkpoint(path: str, tasks: Optional[Tuple[str, ...]] = None, hint: st
     except Exception as e:  # noqa: BLE001 - one line instead of pages of tensorstore tracebacks
         if not is_damage(e):
             raise
+        silence_restore_callbacks()
         raise DamagedCheckpointError(
             f"checkpoint {step_dir} is damaged ({damage_cause(e)}); "
             + _other_steps_hint(step_dir)) from None
