@@ -4,6 +4,7 @@ track, the photo unchanged far from the face (a loose check after H.264),
 every still, every audio file and the edge cases give a video or a clear error.
 """
 
+import json
 import os
 
 import ckpt_fixture
@@ -332,3 +333,22 @@ def test_a_one_pixel_image_says_it_is_too_small(ckpts, media, tmp_path, capsys, 
                    "--out", str(tmp_path / "out.mp4"), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "1x1 pixels" in err[0] and "too small" in err[0], err
+
+
+def test_a_large_photo_is_downscaled_to_max_size_and_says_so(ckpts, media, tmp_path, capsys, cached):
+    import cv2
+
+    big = tmp_path / "big.png"
+    photo = cv2.imread(str(media["photo"]))
+    cv2.imwrite(str(big), cv2.resize(photo, (photo.shape[1] * 8, photo.shape[0] * 8)))  # 1536 px
+    capsys.readouterr()
+    rc = cli.main(["generate", "--checkpoint", ckpts["gen"], "--image", str(big), "--audio", str(media["speech"]),
+                   "--out", str(tmp_path / "out.mp4"), "--no-progress", "--preset", "veryfast",
+                   "--max-size", "400"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    out = json.loads(captured.out.strip().splitlines()[-1])
+    assert max(out["width"], out["height"]) <= 400, out
+    assert "downscaled to 400x400" in captured.err, captured.err
+    info = video.probe(str(tmp_path / "out.mp4"))
+    assert max(info.width, info.height) <= 400

@@ -26,6 +26,9 @@ def add_arguments(parser):
     parser.add_argument("--face-index", type=int, default=None,
                         help="face to use in photos with several (0 = largest; default: largest, with a warning)")
     parser.add_argument("--preset", default="medium", help="libx264 preset (default medium; veryfast is quicker)")
+    parser.add_argument("--max-size", type=int, default=1920,
+                        help="photos larger than this on their longest side are downscaled first, and the video "
+                             "is at most this size (default 1920 px; 0 keeps the full size)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -47,10 +50,13 @@ def run(args) -> int:
 
     if args.batch_size < 1:
         raise S2VError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.max_size < 0 or 0 < args.max_size < 112:
+        raise S2VError(f"--max-size must be 0 (no limit) or at least 112 pixels, got {args.max_size}")
     show_warnings_as_lines("generate")
     result = generate_video(args.checkpoint, args.image, args.audio, args.out, paste_back=not args.bare,
                             deblur=args.deblur, batch_size=args.batch_size, progress=not args.no_progress,
-                            face_index=args.face_index, mask=args.mask, preset=args.preset)
+                            face_index=args.face_index, mask=args.mask, preset=args.preset,
+                            max_size=args.max_size)
     print(json.dumps({"out": result.path, "frames": result.num_frames, "seconds_of_video": result.num_frames / 25.0,
                       "width": result.width, "height": result.height, "elapsed_s": round(result.seconds, 2)}))
     return 0

@@ -10,7 +10,7 @@ import numpy as np
 
 from s2v_jax.faces.compositing import face_mask, paste_face, to_crop_size
 from s2v_jax.inference.generator import FrameGenerator
-from s2v_jax.inference.stills import Stills, register_stills
+from s2v_jax.inference.stills import MAX_SIZE, Stills, register_stills
 from s2v_jax.media import audio as audio_lib
 from s2v_jax.media.paths import refuse_overwriting_inputs
 from s2v_jax.media.speech import iter_audio_windows, load_speech
@@ -67,7 +67,7 @@ def _image_list(images) -> list:
 def generate_video(checkpoint: Union[str, os.PathLike, "FrameGenerator"], images, audio_path, out_path, *,
                    paste_back: bool = True, deblur=None, batch_size: int = 64, progress: bool = True,
                    face_index: Optional[int] = None, mask: str = "face", preset: str = "medium",
-                   crf: int = 18) -> GenerateResult:
+                   crf: int = 18, max_size: int = MAX_SIZE) -> GenerateResult:
     """Stills + speech file -> 25 fps H.264 mp4 with the speech as its sound track.
 
     checkpoint: a training work directory (best, else latest checkpoint), one
@@ -75,7 +75,8 @@ def generate_video(checkpoint: Union[str, os.PathLike, "FrameGenerator"], images
     `batch_size` are its own). images: 1 or 5 face photos (paths or RGB
     arrays). The video has num_video_frames(audio) frames, so it is as long as
     the audio to within half a frame. Warnings (several faces, small face,
-    repeated still) are issued with `warnings.warn` and returned.
+    repeated still, a photo downscaled to `max_size`) are issued with
+    `warnings.warn` and returned.
     """
 
 
@@ -89,7 +90,7 @@ def generate_video(checkpoint: Union[str, os.PathLike, "FrameGenerator"], images
     with writer:
         generator = checkpoint if isinstance(checkpoint, FrameGenerator) else FrameGenerator.from_checkpoint(
             os.fspath(checkpoint), deblur_checkpoint=deblur, batch_size=batch_size)
-        stills = register_stills(images, generator.num_identity_images, face_index)
+        stills = register_stills(images, generator.num_identity_images, face_index, max_size=max_size)
         for note in stills.warnings:
             warnings.warn(note, stacklevel=2)
         size = None

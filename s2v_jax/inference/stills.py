@@ -10,6 +10,7 @@ import dataclasses
 import os
 from typing import List, Optional, Sequence, Union
 
+import cv2
 import numpy as np
 
 from s2v_jax import faces as faces_lib
@@ -33,12 +34,31 @@ class Stills:
 ImageLike = Union[str, os.PathLike, np.ndarray]
 
 
+MAX_SIZE = 1920  # default longest side of a photo, pixels: larger ones are downscaled first
+
+
+def fit_size(rgb: np.ndarray, max_size: int, name: str, notes: List[str]) -> np.ndarray:
+    """`rgb` downscaled (area filter) so that its longest side is at most `max_size` (0: no limit),
+    with a note saying so: a 24-megapixel photo otherwise costs minutes and gigabytes for every
+    frame pasted and encoded, for a face a few hundred pixels wide."""
+    h, w = rgb.shape[:2]
+    if max_size <= 0 or max(h, w) <= max_size:
+        return rgb
+    scale = max_size / float(max(h, w))
+    size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
+    notes.append(f"{name} is {w}x{h}: downscaled to {size[0]}x{size[1]} for detection and the output video "
+                 f"(--max-size {max_size}; 0 keeps the full size)")
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
 def register_stills(images: Sequence[ImageLike], num_identity_images: int,
-                    face_index: Optional[int] = None) -> Stills:
+                    face_index: Optional[int] = None, max_size: int = MAX_SIZE) -> Stills:
     """Detects and registers the face of every image (path or RGB array).
 
     A model of k images takes k images, or 1 that is repeated k times (see
-    the module docstring). Raises NoFaceError naming the file without a face.
+    the module docstring). Photos larger than `max_size` on their longest side
+    are downscaled first (`fit_size`). Raises NoFaceError naming the file
+    without a face.
     """
 
     images = list(images)
@@ -56,6 +76,7 @@ def register_stills(images: Sequence[ImageLike], num_identity_images: int,
         else:
             name = f"image {i}"
             rgb = np.asarray(image)
+        rgb = fit_size(faces_lib.to_rgb(rgb, name=name), int(max_size), name, notes)
         face = registration.align_image(rgb, face_index=face_index, name=name)
         faces.append(face)
         notes += face.warnings
