@@ -11,10 +11,11 @@ see its model card). Departures from configs/syncnet.py, and why:
 - Augmentation real video needs: the five crops shifted together by up to
   4 px (registration wobble) and JPEG re-compression at quality 30-90 on half
   of the windows, besides brightness/contrast and flips.
-- Two whole sources held out of training (`data.holdout_sources`): TEDx
-  Romanian (one speaker) and the second LRS2 video (several speakers), so the
-  held-out numbers include speakers, languages and recordings never seen,
-  beside the builder's per-source validation split.
+- Whole sources held out of training (`data.holdout_sources`): the second
+  LRS2 video (lrs2_b: several speakers, a recording never seen), beside the
+  builder's per-source validation split. TEDx Romanian is listed too, but its
+  clips are mouth-only crops in which no face is found, so the builder skips
+  all ten (its report says so) and it adds no held-out track.
 
     s2v build-dataset registered_faces/real --manual-dir ../shared/data/real/corpus --data-dir data/tfds
     python run_train.py --config configs/syncnet_real.py --workdir workdirs/syncnet_real
