@@ -52,7 +52,35 @@ def held_out_tracks(judge_config, data_dir: str, dataset: str = "registered_face
             crops = np.stack([decode_frame(f) for f in ex["frames"]])
             top = source.split("/")[0] + (" (held-out source)" if split == "train" else "")
             out.append((top, f"{source}#{int(ex['track_index'])}", crops, np.asarray(ex["mfcc"], np.float32)))
+            LANDMARKS[out[-1][1]] = (source, int(ex["start_frame"]), np.asarray(ex["landmarks"], np.float32))
     return out
+
+
+LANDMARKS = {}  # track name -> (source video, start frame, landmarks [T, 478, 2]) for the landmark measure
+
+
+def landmark_measure(manual_dir: str, min_frames: int):
+    """The landmark lip-sync correlation (s2v_jax.evaluation.metrics.landmark_sync) of each held-out
+    real track beside that of a mouth that only follows loudness (its opening = the audio envelope):
+    whether the measure can rank real video above a loudness-follower."""
+    from s2v_jax.evaluation import metrics
+    from s2v_jax.media import audio
+
+    rows = []
+    for name, (source, start, lms) in sorted(LANDMARKS.items()):
+        if len(lms) < min_frames:
+            continue
+        wav = audio.load_audio(os.path.join(manual_dir, source))
+        n = len(lms)
+        env = metrics.audio_envelope(wav, max(start + n, audio.num_video_frames(len(wav))))[start:start + n]
+        real = metrics.landmark_sync(env, metrics.mouth_opening(lms))["correlation"]
+        follower = metrics.landmark_sync(env, 0.05 + 0.3 * env / (env.max() + 1e-9))["correlation"]
+        rows.append({"name": name, "real": real, "loudness_follower": follower})
+    ok = [r for r in rows if r["real"] is not None and r["loudness_follower"] is not None]
+    return {"clips": len(ok), "real_mean": float(np.mean([r["real"] for r in ok])) if ok else None,
+            "follower_mean": float(np.mean([r["loudness_follower"] for r in ok])) if ok else None,
+            "real_above_follower": float(np.mean([r["real"] > r["loudness_follower"] for r in ok])) if ok else None,
+            "rows": rows}
 
 
 def video_segments(path: str, segment_s: float):
@@ -91,6 +119,8 @@ def main(argv=None):
     p.add_argument("--extra-video", action="append", default=[], help="a whole video outside the corpus")
     p.add_argument("--segment-s", type=float, default=3.0, help="piece length of --extra-video, seconds")
     p.add_argument("--out", default=None, help="JSON report path")
+    p.add_argument("--manual-dir", default=None,
+                   help="the corpus videos (../shared/data/real/corpus): adds the landmark measure's ranking")
     args = p.parse_args(argv)
 
     from s2v_jax.evaluation.sync_expert import SyncExpert
@@ -135,6 +165,12 @@ def main(argv=None):
             rows[f"{source} [{'>=' if long_only else '<'}{args.min_frames / 25:g} s]"] = row
     report = {"judge": args.checkpoint or "shipped", "shifts": shifts, "min_frames": args.min_frames,
               "rows": rows, "clips": clips, "seconds": round(time.time() - t0, 1)}
+    if args.manual_dir:
+        report["landmark_measure"] = landmark_measure(args.manual_dir, args.min_frames)
+        lm = report["landmark_measure"]
+        print(f"landmark sync correlation on {lm['clips']} held-out clips: real {lm['real_mean']:.3f}, "
+              f"loudness-follower {lm['follower_mean']:.3f}; real ranked above the follower on "
+              f"{lm['real_above_follower']:.0%}")
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as f:
