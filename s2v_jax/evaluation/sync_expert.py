@@ -9,6 +9,7 @@ against the picture), the offset is +k."""
 
 import functools
 import os
+import time
 from typing import Any, Dict, Optional
 
 import jax
@@ -112,9 +113,11 @@ def score_video(expert: SyncExpert, video_path, audio_path=None, max_offset: int
         audio.check_media_file(audio_path, "audio")
     wav = audio.load_audio(audio_path)
     audio.check_not_silent(wav, audio_path)
+    t0 = time.perf_counter()
     with quiet_native_logs():
         extractor = TrackExtractor(video_path, 5, None, progress)
         tracks = extractor.run()
+    t_track = time.perf_counter() - t0
     track = largest_track(tracks)
     if track is None:
         raise NoFaceError(f"{video_path}: no face track of 5 frames or more "
@@ -122,8 +125,10 @@ def score_video(expert: SyncExpert, video_path, audio_path=None, max_offset: int
     windows = audio.mfcc_windows(audio.compute_mfcc(wav), extractor.num_frames)
     start, end = int(track.start_frame), int(track.end_frame)
     crops = np.asarray(track.crops[:end - start])
+    t0 = time.perf_counter()
     scores = expert.sync_scores(crops, windows[start:start + len(crops)], max_offset)
-    return {"offset": scores["av_offset"], "lse_d": scores["lse_d"], "lse_c": scores["lse_c"],
+    t_judge = time.perf_counter() - t0
+    return {"seconds": {"face_tracking": round(t_track, 3), "judge": round(t_judge, 3)},"offset": scores["av_offset"], "lse_d": scores["lse_d"], "lse_c": scores["lse_c"],
             "distances": scores["distances"], "max_offset": int(max_offset),
             "track": {"start_frame": start, "end_frame": start + len(crops), "faces_tracked": len(tracks)},
             "frames": int(extractor.num_frames)}

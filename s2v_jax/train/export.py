@@ -74,6 +74,7 @@ def export_model(config: ml_collections.ConfigDict, variables: Dict[str, Any], o
         fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.")
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; an export is for others to read
         os.replace(tmp, os.path.join(out_dir, name))  # never a half-written file under the real name
     n = sum(int(v.size) for k, v in flat.items() if k.startswith("params/"))
     return {"bytes": os.path.getsize(os.path.join(out_dir, VARIABLES_FILE)), "params": n}
