@@ -16,9 +16,9 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STEPS = 400
+STEPS = 200
 OVERRIDES = [f"train.num_steps={STEPS}", "train.checkpoint_every=10", "train.keep_checkpoints=3",
-             "train.schedule='constant'", "train.eval_every=0", "train.log_every=5"]
+             "train.schedule='constant'", "train.eval_every=0", "train.log_every=1"]
 
 
 def worker(workdir: str) -> None:
@@ -31,6 +31,21 @@ def worker(workdir: str) -> None:
     tracks = toy_tracks(6, 40, 0)
     fns = sync_samples.array_data_fns(tracks, tracks)
     train_and_evaluate(toy_config(OVERRIDES), workdir, train_loader_fn=fns[0], eval_batches_fn=fns[1])
+
+
+def _latest(workdir: str) -> int:
+    d = os.path.join(workdir, "checkpoints")
+    steps = [int(n) for n in os.listdir(d) if n.isdigit()] if os.path.isdir(d) else []
+    return max(steps) if steps else 0
+
+
+def _logged_step(workdir: str) -> int:
+    try:
+        with open(os.path.join(workdir, "metrics.jsonl")) as f:
+            lines = f.read().strip().splitlines()
+        return int(json.loads(lines[-1])["step"]) if lines else 0
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def params(workdir: str):
@@ -58,18 +73,25 @@ def main():
     faulty = os.path.join(root, "faulty")
     kills = []
     for i in range(args.kills):
-        proc = subprocess.Popen(cmd + [faulty], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        delay = rng.uniform(0.25, 0.6) * first  # past compilation, before a resumed run can finish
-        try:
-            proc.wait(timeout=delay)
-            kills.append({"kill": i, "after_s": None, "note": "finished before the kill"})
+        # Each kill lands mid-training: once the run has logged a step past a random target drawn
+        # beyond its last checkpoint (so kills fall between, and during, checkpoint writes), plus
+        # a random 0-1.5 s.
+        done = _latest(faulty)
+        if done >= STEPS:
             break
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        steps = sorted(int(n) for n in os.listdir(os.path.join(faulty, "checkpoints")) if n.isdigit()) \
-            if os.path.isdir(os.path.join(faulty, "checkpoints")) else []
-        kills.append({"kill": i, "after_s": round(delay, 1), "latest_checkpoint": steps[-1] if steps else None})
+        target = min(STEPS - 1, (done or 0) + rng.randint(3, 25))
+        proc = subprocess.Popen(cmd + [faulty], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        start = time.time()
+        while proc.poll() is None and _logged_step(faulty) < target:
+            time.sleep(0.1)
+        time.sleep(rng.uniform(0.0, 1.5))
+        if proc.poll() is not None:
+            kills.append({"kill": i, "note": "finished before the kill"})
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills.append({"kill": i, "after_s": round(time.time() - start, 1), "target_step": target,
+                      "logged_step": _logged_step(faulty), "latest_checkpoint": _latest(faulty)})
     subprocess.run(cmd + [faulty], check=True, capture_output=True)
     import jax
     import numpy as np
