@@ -28,17 +28,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path[:0] = [REPO, HERE]
 
+from bench_generate import _timed  # noqa: E402  (warm-up calls, then the mean of timed calls)
+
 # Dense peak TFLOP/s by device kind (vendor figures, without sparsity): (bf16, fp32 / tf32 off).
 PEAKS = {"H200": (989.0, 67.0), "H100": (989.0, 67.0), "A100": (312.0, 19.5), "L4": (121.0, 30.0)}
-
-
-def _timed(fn, warmup: int, iters: int) -> float:
-    for _ in range(warmup):
-        fn()
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        fn()
-    return (time.perf_counter() - t0) / iters
 
 
 def peak_tflops(dtype: str, override: float = 0.0):
