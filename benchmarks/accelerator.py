@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path[:0] = [REPO, HERE]
 
-from bench_generate import _timed  # noqa: E402  (warm-up calls, then the mean of timed calls)
+from bench_generate import _time as _timed  # noqa: E402  (warm-up calls, then the mean of timed calls)
 
 # Dense peak TFLOP/s by device kind (vendor figures, without sparsity): (bf16, fp32 / tf32 off).
 PEAKS = {"H200": (989.0, 67.0), "H100": (989.0, 67.0), "A100": (312.0, 19.5), "L4": (121.0, 30.0)}
