@@ -16,7 +16,7 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STEPS = 200
+STEPS = 300
 OVERRIDES = [f"train.num_steps={STEPS}", "train.checkpoint_every=10", "train.keep_checkpoints=3",
              "train.schedule='constant'", "train.eval_every=0", "train.log_every=1"]
 
