@@ -128,7 +128,6 @@ def train_steps(config_path, overrides, batches, dtypes, modes, iters, peak_over
                        "mfu": (3 * gflops * sps / 1e3 / peak) if peak else None, "peak_tflops": peak}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-                del holder, state
     return rows
 
 

@@ -35,7 +35,7 @@ def held_out_tracks(judge_config, data_dir: str, dataset: str = "registered_face
     """[(source_name, name, crops [T,112,112,3], mfcc [T,12,35])] of every held-out track."""
     import tfds_builders
     from s2v_jax.data.sync_samples import holdout_prefixes
-    from tfds_builders.common import decode_frame
+    from tfds_builders.common import decode_frame, decode_text
 
     builder = tfds_builders.build(tfds_builders.parse_name(dataset), data_dir)
     prefixes = tuple(holdout_prefixes(judge_config))
@@ -46,7 +46,7 @@ def held_out_tracks(judge_config, data_dir: str, dataset: str = "registered_face
         src = builder.as_data_source(split)
         for i in range(len(src)):
             ex = src[i]
-            source = ex["source"].decode() if isinstance(ex["source"], bytes) else str(ex["source"])
+            source = decode_text(ex["source"])
             if split == "train" and not (prefixes and source.startswith(prefixes)):
                 continue
             crops = np.stack([decode_frame(f) for f in ex["frames"]])

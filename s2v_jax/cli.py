@@ -81,8 +81,8 @@ def main(argv=None) -> int:
         return int(args._run(args) or 0)
     except S2VError as e:
         print(f"s2v {args.command}: error: {e}", file=sys.stderr)
-        if type(e).__name__ == "DamagedCheckpointError":
-            _exit_now(2)  # a failed restore leaves tensorstore callbacks that print pages at shutdown
+        if getattr(e, "exit_at_once", False):
+            _exit_now(2)  # e.g. a failed restore, whose callbacks would print pages at shutdown
         return 2
     except Terminated:
         print(f"s2v {args.command}: terminated (SIGTERM); partial outputs removed", file=sys.stderr)

@@ -6,8 +6,8 @@ without a traceback.
 
 import ast
 import importlib.util
-import os
 import json
+import os
 from typing import Any, Dict, Iterable, Optional
 
 import ml_collections

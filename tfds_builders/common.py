@@ -133,6 +133,11 @@ def decode_frame(data: bytes) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def decode_text(value) -> str:
+    """A text feature of a record (bytes from the array_record reader) as str."""
+    return value.decode("utf-8") if isinstance(value, (bytes, np.bytes_)) else str(value)
+
+
 def preprocess_video(path: str):
     """`s2v_jax.data.preprocess.preprocess_video` keeping tracks of any length, so
     that short ones are reported here as skipped (tests replace this)."""

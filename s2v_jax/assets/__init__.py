@@ -7,14 +7,7 @@ a directory as it takes a training work directory.
 """
 
 import os
-from typing import Optional
 
 ASSETS = os.path.dirname(os.path.abspath(__file__))
 SYNC_EXPERT = os.path.join(ASSETS, "sync_expert")  # the default lip-sync judge (configs/syncnet_real.py)
-GENERATOR = os.path.join(ASSETS, "generator")      # the default real-face generator (when shipped)
 
-
-def shipped(path: str) -> Optional[str]:
-    """`path` if it holds an exported model, else None (a source tree without the weights)."""
-    ok = os.path.isfile(os.path.join(path, "config.json")) and os.path.isfile(os.path.join(path, "variables.npz"))
-    return path if ok else None

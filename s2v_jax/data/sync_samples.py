@@ -35,7 +35,7 @@ from s2v_jax.data import input_pipeline
 from s2v_jax.data.input_pipeline import sample_index
 from s2v_jax.data.sync_inputs import audio_input, frame_indices, video_input
 from s2v_jax.errors import DataError
-from tfds_builders.common import decode_frame
+from tfds_builders.common import decode_frame, decode_text
 
 Batch = Dict[str, Any]
 
@@ -169,11 +169,7 @@ def holdout_prefixes(config) -> List[str]:
 def record_sources(builder, split: str) -> List[str]:
     """The `source` (video path in the corpus) of every record of `split`, in record order."""
     source = builder.as_data_source(split)
-    out = []
-    for i in range(len(source)):
-        x = source[i]["source"]
-        out.append(x.decode() if isinstance(x, bytes) else str(x))
-    return out
+    return [decode_text(source[i]["source"]) for i in range(len(source))]
 
 
 def _tfds_source(config, split: str):

@@ -47,7 +47,8 @@ from s2v_jax.evaluation import report as report_lib
 from s2v_jax.evaluation.sync_expert import SyncExpert
 from s2v_jax.inference.generator import FrameGenerator
 from s2v_jax.media import audio
-from tfds_builders.common import decode_frame
+from s2v_jax.train import export
+from tfds_builders.common import decode_frame, decode_text
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +132,7 @@ def clips_from_videos(path: str, max_clips: Optional[int] = None, skipped: Optio
 def _source_audio(builder, example, data_dir: str, manual_dir: Optional[str]) -> Optional[str]:
     """The source video of a TFDS record, where it can still be found: under the
     manual dir (registered_faces) or the builder's downloads (the synthetic corpus)."""
-    source = example["source"]
-    source = source.decode() if isinstance(source, bytes) else str(source)
+    source = decode_text(example["source"])
     candidates = [os.path.join(manual_dir, source)] if manual_dir else []
     cfg = getattr(builder, "builder_config", None)
     if cfg is not None and hasattr(cfg, "seed"):
@@ -160,7 +160,7 @@ def clips_from_tfds(spec: str, data_dir: str, max_clips: Optional[int] = None,
     used: set = set()
     for i in range(n):
         ex = source[i]
-        src = ex["source"].decode() if isinstance(ex["source"], bytes) else str(ex["source"])
+        src = decode_text(ex["source"])
         crops = np.stack([decode_frame(f) for f in ex["frames"]])
         envelope = None
         video = _source_audio(builder, ex, os.path.expanduser(data_dir), manual_dir)
@@ -349,7 +349,7 @@ def evaluate_checkpoint(checkpoint: str, videos: str, out_dir: str, *, sync_expe
     generator = FrameGenerator.from_checkpoint(checkpoint, deblur_checkpoint=deblur_checkpoint, batch_size=batch_size)
     expert, judge = None, None
     if sync_expert == SHIPPED:
-        if assets.shipped(assets.SYNC_EXPERT):
+        if export.is_exported(assets.SYNC_EXPERT):
             expert, judge = SyncExpert.default(batch_size=batch_size), assets.SYNC_EXPERT
         else:
             log.warning("no sync expert shipped in this installation: no LSE-D/LSE-C (pass --sync-expert)")

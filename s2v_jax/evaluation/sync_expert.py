@@ -10,7 +10,7 @@ against the picture), the offset is +k."""
 import functools
 import os
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +20,9 @@ import numpy as np
 from s2v_jax import assets
 from s2v_jax.data.sync_inputs import audio_input, frame_indices, resize_crops, video_input
 from s2v_jax.evaluation import metrics
-from s2v_jax.models.syncnet import SyncNet, build_syncnet, input_shapes
 from s2v_jax.errors import DataError, NoFaceError, TrainingError
+from s2v_jax.models.syncnet import SyncNet, build_syncnet, input_shapes
+from s2v_jax.train import export
 from s2v_jax.train.checkpointing import load_checkpoint
 
 
@@ -55,8 +56,8 @@ class SyncExpert:
     @classmethod
     def default(cls, batch_size: int = 64) -> "SyncExpert":
         """The judge shipped in the package (s2v_jax/assets/sync_expert, see its MODEL_CARD.md)."""
-        path = assets.shipped(assets.SYNC_EXPERT)
-        if path is None:
+        path = assets.SYNC_EXPERT
+        if not export.is_exported(path):
             raise TrainingError(f"no sync expert is shipped in this installation ({assets.SYNC_EXPERT} is missing); "
                                 "pass a judge trained with configs/syncnet_real.py")
         return cls.from_checkpoint(path, batch_size)
@@ -128,7 +129,8 @@ def score_video(expert: SyncExpert, video_path, audio_path=None, max_offset: int
     t0 = time.perf_counter()
     scores = expert.sync_scores(crops, windows[start:start + len(crops)], max_offset)
     t_judge = time.perf_counter() - t0
-    return {"seconds": {"face_tracking": round(t_track, 3), "judge": round(t_judge, 3)},"offset": scores["av_offset"], "lse_d": scores["lse_d"], "lse_c": scores["lse_c"],
+    return {"seconds": {"face_tracking": round(t_track, 3), "judge": round(t_judge, 3)},
+            "offset": scores["av_offset"], "lse_d": scores["lse_d"], "lse_c": scores["lse_c"],
             "distances": scores["distances"], "max_offset": int(max_offset),
             "track": {"start_frame": start, "end_frame": start + len(crops), "faces_tracked": len(tracks)},
             "frames": int(extractor.num_frames)}

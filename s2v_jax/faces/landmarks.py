@@ -11,7 +11,6 @@ eye is on the image's left.
 import contextlib
 import os
 import sys
-import tempfile
 from typing import Optional
 
 import cv2

@@ -56,10 +56,14 @@ DAMAGE_MARKERS = ("OUT_OF_RANGE", "DATA_LOSS", "not valid for value of size", "E
 class DamagedCheckpointError(TrainingError):
     """A checkpoint step whose files cannot be read back (truncated, deleted, overwritten)."""
 
+    # The CLI exits at once after its one line: a normal shutdown would run the failed restore's
+    # callbacks into Orbax's closed event loop (see silence_restore_callbacks).
+    exit_at_once = True
+
 
 def is_damage(error: BaseException) -> bool:
     """Whether a restore error means unreadable files, not a model/optimizer that does not match."""
-    if isinstance(error, (FileNotFoundError, EOFError, OSError)) and not isinstance(error, TrainingError):
+    if isinstance(error, (OSError, EOFError)):
         return True
     text = f"{type(error).__name__}: {error}"
     return any(m in text for m in DAMAGE_MARKERS)
@@ -70,8 +74,9 @@ _SHUTDOWN_NOISE = ("Event loop is closed", "sys.meta_path is None")
 
 def silence_restore_callbacks() -> None:
     """After a failed restore, tensorstore's callbacks keep calling into Orbax's closed asyncio loop from
-    their threads, each printing a traceback (pages of them, before and after the one-line error).
-    Drops exactly those (RuntimeError 'Event loop is closed', ImportError at shutdown) from
+    their threads, each printing a traceback (pages of them, before and after the one-line error),
+    some while the failure is still propagating. Installed before every restore (once per process),
+    it drops exactly those (RuntimeError 'Event loop is closed', ImportError at shutdown) from
     `sys.unraisablehook` and `threading.excepthook`; everything else is reported as before."""
     import sys
     import threading
@@ -93,6 +98,12 @@ def silence_restore_callbacks() -> None:
 
     on_unraisable._s2v_filter = True
     sys.unraisablehook, threading.excepthook = on_unraisable, on_thread
+
+
+def damaged(where: str, error: BaseException, advice: str = "") -> DamagedCheckpointError:
+    """The one-line error for the unreadable checkpoint at `where`."""
+    return DamagedCheckpointError(f"checkpoint {where} is damaged ({damage_cause(error)})"
+                                  + (f"; {advice}" if advice else ""))
 
 
 def damage_cause(error: BaseException) -> str:
@@ -146,6 +157,7 @@ class Checkpointer:
         step = self.latest_step() if step is None else step
         if step is None:
             raise TrainingError(f"no checkpoint to restore in {self.workdir}/checkpoints")
+        silence_restore_callbacks()
         try:
             out = self.periodic.restore(step, args=ocp.args.Composite(**{
                 STATE: ocp.args.StandardRestore(abstract_state),
@@ -155,8 +167,7 @@ class Checkpointer:
         except Exception as e:  # noqa: BLE001 - sorted into damaged or mismatched below
             where = f"{self.workdir}/checkpoints/{step}"
             if is_damage(e):
-                silence_restore_callbacks()
-                raise DamagedCheckpointError(f"checkpoint {where} is damaged ({damage_cause(e)})") from None
+                raise damaged(where, e) from None
             if isinstance(e, (ValueError, KeyError, TypeError)):
                 raise TrainingError(f"checkpoint {where} does not match this config's model and optimizer "
                                     f"({type(e).__name__}: {damage_cause(e)}); use a fresh --workdir") from None
@@ -224,18 +235,37 @@ def read_config(step_dir: str) -> ml_collections.ConfigDict:
     return config_from_json_dict(raw)
 
 
-def _variables_only(reader, step_dir: str, abstract_state) -> Dict[str, Any]:
-    """params and batch_stats of a checkpoint whose optimizer state has another structure
-    (a sync expert saved before the one optimizer factory), checked against the model's shapes."""
-    raw = reader.restore(step_dir, args=ocp.args.Composite(**{STATE: ocp.args.StandardRestore()}))[STATE]
-    variables = {"params": raw["params"], "batch_stats": raw.get("batch_stats") or {}}
+def _matching(variables, abstract_state, message: str) -> Dict[str, Any]:
+    """`variables` ({'params', 'batch_stats'}) as jax arrays, checked against the shapes of the model's
+    abstract train state; TrainingError(`message`) when they differ."""
     want = {"params": abstract_state.params, "batch_stats": abstract_state.batch_stats}
     got_shapes = jax.tree.map(np.shape, variables)
     want_shapes = jax.tree.map(lambda x: tuple(x.shape), want)
     if jax.tree.structure(got_shapes) != jax.tree.structure(want_shapes) or got_shapes != want_shapes:
-        raise TrainingError(f"checkpoint {step_dir}: its parameters do not match the model its stored config "
-                            "describes; it was written by an incompatible version; retrain it")
+        raise TrainingError(message)
     return jax.tree.map(jnp.asarray, variables)
+
+
+def _variables_only(reader, step_dir: str, abstract_state) -> Dict[str, Any]:
+    """params and batch_stats of a checkpoint whose optimizer state has another structure
+    (a sync expert saved before the one optimizer factory), checked against the model's shapes."""
+    raw = reader.restore(step_dir, args=ocp.args.Composite(**{STATE: ocp.args.StandardRestore()}))[STATE]
+    return _matching({"params": raw["params"], "batch_stats": raw.get("batch_stats") or {}}, abstract_state,
+                     f"checkpoint {step_dir}: its parameters do not match the model its stored config "
+                     "describes; it was written by an incompatible version; retrain it")
+
+
+def _restore_variables(reader, step_dir: str, abstract_state) -> Dict[str, Any]:
+    """params and batch_stats of one step directory (the params-only path for old optimizer states)."""
+    silence_restore_callbacks()
+    try:
+        restored = reader.restore(step_dir, args=ocp.args.Composite(**{
+            STATE: ocp.args.StandardRestore(abstract_like(abstract_state))}))[STATE]
+        return {"params": restored.params, "batch_stats": restored.batch_stats}
+    except (ValueError, KeyError, TypeError) as e:
+        if is_damage(e):
+            raise
+        return _variables_only(reader, step_dir, abstract_state)
 
 
 def _check_task(config, where: str, tasks, hint: str):
@@ -245,23 +275,6 @@ def _check_task(config, where: str, tasks, hint: str):
         raise TrainingError(f"checkpoint {where} holds a {task.name!r} model, not {wanted}"
                             + (f"; {hint}" if hint else ""))
     return task
-
-
-def _checked_shapes(config, variables, where: str) -> Dict[str, Any]:
-    """Exported variables as jax arrays, checked against the shapes of the model their config describes."""
-    task = get_task(config)
-    abstract = abstract_train_state(config, task.build_model(config), task)
-    want = {"params": abstract.params, "batch_stats": abstract.batch_stats}
-    got = {"params": variables.get("params", {}), "batch_stats": variables.get("batch_stats", {})}
-    got_shapes = jax.tree.map(np.shape, got)
-    want_shapes = jax.tree.map(lambda x: tuple(x.shape), want)
-    if jax.tree.structure(got_shapes) != jax.tree.structure(want_shapes) or got_shapes != want_shapes:
-        raise TrainingError(f"exported model {where}: its weights do not match the model its config.json "
-                            "describes; export it again with this version (s2v export)")
-    out = jax.tree.map(jnp.asarray, got)
-    if not out["batch_stats"]:
-        del out["batch_stats"]
-    return out
 
 
 def _other_steps_hint(step_dir: str) -> str:
@@ -292,8 +305,14 @@ def load_checkpoint(path: str, tasks: Optional[Tuple[str, ...]] = None, hint: st
     """
     if export.is_exported(path):
         config, variables = export.load_exported(path)
-        _check_task(config, path, tasks, hint)
-        return config, _checked_shapes(config, variables, path)
+        task = _check_task(config, path, tasks, hint)
+        abstract = abstract_train_state(config, task.build_model(config), task)
+        variables = _matching({"params": variables.get("params", {}), "batch_stats": variables.get("batch_stats", {})},
+                              abstract, f"exported model {path}: its weights do not match the model its config.json "
+                              "describes; export it again with this version (s2v export)")
+        if not variables["batch_stats"]:
+            del variables["batch_stats"]
+        return config, variables
     step_dir = resolve_checkpoint_dir(path)
     config = read_config(step_dir)
     task = _check_task(config, step_dir, tasks, hint)
@@ -301,23 +320,13 @@ def load_checkpoint(path: str, tasks: Optional[Tuple[str, ...]] = None, hint: st
     abstract = abstract_train_state(config, model, task)
     reader = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
     try:
-        try:
-            restored = reader.restore(step_dir, args=ocp.args.Composite(**{
-                STATE: ocp.args.StandardRestore(abstract_like(abstract))}))[STATE]
-            variables = {"params": restored.params, "batch_stats": restored.batch_stats}
-        except Exception as e:  # noqa: BLE001
-            if is_damage(e) or not isinstance(e, (ValueError, KeyError, TypeError)):
-                raise
-            variables = _variables_only(reader, step_dir, abstract)
+        variables = _restore_variables(reader, step_dir, abstract)
     except TrainingError:
         raise
     except Exception as e:  # noqa: BLE001 - one line instead of pages of tensorstore tracebacks
         if not is_damage(e):
             raise
-        silence_restore_callbacks()
-        raise DamagedCheckpointError(
-            f"checkpoint {step_dir} is damaged ({damage_cause(e)}); "
-            + _other_steps_hint(step_dir)) from None
+        raise damaged(step_dir, e, _other_steps_hint(step_dir)) from None
     if not variables["batch_stats"]:
         del variables["batch_stats"]
     return config, variables

@@ -23,14 +23,8 @@ import jax
 import jax.numpy as jnp
 
 from s2v_jax.errors import ConfigError
-
 from s2v_jax.models.syncnet import build_syncnet, input_shapes
 from s2v_jax.train.tasks.base import Task, apply_model
-
-
-def contrastive_loss(d_pos, d_neg, margin: float):
-    """SyncNet's contrastive loss: mean(d_pos^2 + max(margin - d_neg, 0)^2) / 2."""
-    return 0.5 * jnp.mean(jnp.square(d_pos) + jnp.square(jnp.maximum(margin - d_neg, 0.0)))
 
 
 def _distance(x, y):
