@@ -30,6 +30,7 @@ COMMANDS = [
     ("build-dataset", "build_dataset", "build a TFDS dataset of registered face tracks and report what was skipped"),
     ("generate", "generate", "talking-face video from one or five face photos and a speech clip"),
     ("redub", "redub", "re-dub a video with new speech (lower face generated and blended in)"),
+    ("finetune", "finetune", "fine-tune a generator on one speaker's video (last 10% held out, best kept, resumable)"),
     ("stream", "stream", "streaming demo: feed speech in small chunks and write frames as they come out"),
 ]
 

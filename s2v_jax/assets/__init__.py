@@ -11,3 +11,4 @@ import os
 ASSETS = os.path.dirname(os.path.abspath(__file__))
 SYNC_EXPERT = os.path.join(ASSETS, "sync_expert")  # the default lip-sync judge (configs/syncnet_real.py)
 
+GENERATOR = os.path.join(ASSETS, "generator")  # the default real-face generator (configs/real_small.py)

@@ -16,7 +16,8 @@ import json
 
 
 def add_arguments(parser):
-    parser.add_argument("--checkpoint", required=True, help="generator work directory or checkpoint step directory")
+    parser.add_argument("--checkpoint", default=None, help="generator work directory, checkpoint step directory or "
+                        "exported model; default: the real-face generator shipped in the package")
     parser.add_argument("--videos", required=True,
                         help="a video, a folder of videos, or a TFDS split NAME/CONFIG:SPLIT "
                              "(e.g. synthetic_talking_faces/small:validation)")

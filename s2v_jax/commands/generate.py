@@ -12,8 +12,9 @@ import warnings
 
 
 def add_arguments(parser):
-    parser.add_argument("--checkpoint", required=True,
-                        help="generator training work directory (best, else latest checkpoint) or one step directory")
+    parser.add_argument("--checkpoint", default=None,
+                        help="generator training work directory (best, else latest checkpoint), one step directory "
+                             "or an exported model; default: the real-face generator shipped in the package")
     parser.add_argument("--image", action="append", required=True, metavar="FACE",
                         help="face photo; repeat for five stills (the first is the one pasted into)")
     parser.add_argument("--audio", required=True, help="speech: any audio or video file ffmpeg decodes")

@@ -11,8 +11,9 @@ import json
 
 
 def add_arguments(parser):
-    parser.add_argument("--checkpoint", required=True,
-                        help="generator training work directory (best, else latest checkpoint) or one step directory")
+    parser.add_argument("--checkpoint", default=None,
+                        help="generator training work directory (best, else latest checkpoint), one step directory "
+                             "or an exported model; default: the real-face generator shipped in the package")
     parser.add_argument("--video", required=True, help="source video with a visible face")
     parser.add_argument("--audio", required=True, help="new speech: any audio or video file ffmpeg decodes")
     parser.add_argument("--out", required=True, help="output .mp4")

@@ -8,7 +8,8 @@ import json
 
 
 def add_arguments(parser):
-    parser.add_argument("--checkpoint", required=True, help="generator work directory or checkpoint step directory")
+    parser.add_argument("--checkpoint", default=None, help="generator work directory, checkpoint step directory or "
+                        "exported model; default: the real-face generator shipped in the package")
     parser.add_argument("--image", action="append", required=True, metavar="FACE", help="face photo (1 or 5)")
     parser.add_argument("--audio", required=True, help="speech file standing in for live audio")
     parser.add_argument("--out", required=True, help="output .mp4 of the streamed frames")

@@ -11,7 +11,10 @@ Batches are numpy dicts with b = config.train.batch_size // process_count:
     'mfcc'     float32 [b, 12, 35, 1]
     'identity' uint8   [b, 112, 112, 3 * num_identity_images]
     'target'   uint8   [b, 112, 112, 3]
-(`debug=True` adds 'record', 'target_frame', 'identity_frames' and, on the
+(with data.window_frames w > 1: 'mfcc' [b, w, 12, 35, 1] and 'target'
+[b, w, 112, 112, 3], w consecutive frames; with data.sync_negatives K > 0
+also 'sync_audio' [b, 12, 20, 1] and 'sync_audio_shifted' [b, K, 12, 20, 1]:
+see MakeSample.) (`debug=True` adds 'record', 'target_frame', 'identity_frames' and, on the
 synthetic corpus, 'gt_mouth_open' of the target frame.)
 
 Random access: the sample index ((record, frame) pairs) comes from the
@@ -122,6 +125,30 @@ class TrackSamples(grain.RandomAccessDataSource):
                 f"stride={self._stride}, min_distance={self._min_distance})")
 
 
+class ArrayTrackSamples(grain.RandomAccessDataSource):
+    """In-memory face tracks as a grain source with TrackSamples' elements (fine-tuning, tests).
+
+    tracks: sequence of {'frames': uint8 [T, 112, 112, 3], 'mfcc': float32 [T, 12, 35]};
+    samples as `sample_index(.., stride, min_distance)`. `name` names it in grain's resume
+    check (a saved loader state resumes only on the same tracks)."""
+
+    def __init__(self, tracks, stride: int, min_distance: int, name: str = "tracks"):
+        self.tracks = [{"frames": np.asarray(t["frames"]), "mfcc": np.asarray(t["mfcc"], np.float32),
+                        "num_frames": len(t["frames"])} for t in tracks]
+        self.records, self.frames = sample_index([t["num_frames"] for t in self.tracks], stride, min_distance)
+        self._name = name
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        r = int(self.records[i])
+        return {"example": self.tracks[r], "record": r, "frame": int(self.frames[i])}
+
+    def __repr__(self) -> str:
+        return f"ArrayTrackSamples({self._name}, tracks={len(self.tracks)}, samples={len(self)})"
+
+
 def identity_frames(rng: np.random.Generator, num_frames: int, target: int, count: int, min_distance: int):
     """`count` frames (sorted) drawn from those >= min_distance from `target`."""
     valid = np.concatenate([np.arange(0, max(0, target - min_distance + 1)),
@@ -131,28 +158,58 @@ def identity_frames(rng: np.random.Generator, num_frames: int, target: int, coun
     return np.sort(rng.choice(valid, size=count, replace=len(valid) < count))
 
 
-def _decode(data: bytes) -> np.ndarray:
+def _decode(data) -> np.ndarray:
+    """A stored frame: JPEG/PNG bytes (TFDS records) or already an array (ArrayTrackSamples)."""
+    if isinstance(data, np.ndarray) and data.ndim == 3:
+        return data
     from tfds_builders.common import decode_frame
 
     return decode_frame(data)
 
 
 class MakeSample(grain.RandomMapTransform):
-    """Picks the identity frames, decodes them and the target, jitters both."""
+    """Picks the identity frames, decodes them and the target, jitters both.
 
-    def __init__(self, num_identity: int, min_distance: int, augment: bool, debug: bool = False):
+    With `window` w > 1 (data.window_frames) a sample is w consecutive target
+    frames centred on the sample's frame t (t - w//2 .. t + w//2, the track's
+    edge frame repeated past its ends) with their w MFCC windows, one identity
+    input drawn >= min_distance from t: 'mfcc' [w, 12, 35, 1], 'target'
+    [w, 112, 112, 3]. With `sync_negatives` K > 0 it also carries the sync
+    expert's audio of t ('sync_audio' [12, 20, 1]) and of K distinct shifts of
+    2-15 frames inside the track ('sync_audio_shifted' [K, 12, 20, 1]), for the
+    generator's sync loss (GeneratorTask)."""
+
+    def __init__(self, num_identity: int, min_distance: int, augment: bool, debug: bool = False,
+                 window: int = 1, sync_negatives: int = 0):
         self.num_identity, self.min_distance = num_identity, min_distance
         self.augment, self.debug = augment, debug
+        self.window, self.sync_negatives = int(window), int(sync_negatives)
 
     def random_map(self, element: Dict[str, Any], rng: np.random.Generator) -> Dict[str, np.ndarray]:
         ex, t = element["example"], element["frame"]
         n = int(ex["num_frames"])
         ids = identity_frames(rng, n, t, self.num_identity, self.min_distance)
-        target = _decode(ex["frames"][t])
         identity = np.concatenate([_decode(ex["frames"][j]) for j in ids], axis=-1)
+        mfcc = ex["mfcc"]
+        if self.window > 1:
+            idx = np.clip(np.arange(t - self.window // 2, t - self.window // 2 + self.window), 0, n - 1)
+            target = np.stack([_decode(ex["frames"][j]) for j in idx])
+            audio = np.asarray(mfcc[idx], np.float32)[..., None]
+        else:
+            target = _decode(ex["frames"][t])
+            audio = np.asarray(mfcc[t], np.float32)[..., None]
         if self.augment:
             target, identity = augment_pair(rng, target, identity)
-        out = {"mfcc": np.asarray(ex["mfcc"][t], np.float32)[..., None], "identity": identity, "target": target}
+        out = {"mfcc": audio, "identity": identity, "target": target}
+        if self.sync_negatives > 0:
+            from s2v_jax.data.sync_inputs import audio_input
+            from s2v_jax.data.sync_samples import shift_candidates
+
+            candidates = shift_candidates(t, n, 2, 15)
+            k = self.sync_negatives
+            shifts = rng.choice(candidates, size=k, replace=len(candidates) < k)
+            windows = np.asarray(mfcc[np.concatenate([[t], t + shifts])], np.float32)
+            out.update(sync_audio=audio_input(windows[0]), sync_audio_shifted=audio_input(windows[1:]))
         if self.debug:
             out.update(record=np.int64(element["record"]), target_frame=np.int64(t), identity_frames=ids)
             if "gt_mouth_open" in ex:
@@ -162,13 +219,14 @@ class MakeSample(grain.RandomMapTransform):
 
 def augment_pair(rng: np.random.Generator, target: np.ndarray, identity: np.ndarray):
     """One random brightness/contrast change and horizontal flip, the same for
-    target and identity frames (a mirror keeps the centred mouth in place)."""
+    target and identity frames (a mirror keeps the centred mouth in place).
+    Images are [..., H, W, C]: a window of targets [w, H, W, 3] flips as one."""
     contrast, brightness = rng.uniform(0.8, 1.2), rng.uniform(-20.0, 20.0)
     flip = rng.random() < 0.5
 
     def jitter(x):
         y = np.clip((x.astype(np.float32) - 128.0) * contrast + 128.0 + brightness, 0, 255).astype(np.uint8)
-        return y[:, ::-1] if flip else y
+        return np.ascontiguousarray(y[..., ::-1, :]) if flip else y
 
     return jitter(target), jitter(identity)
 
@@ -237,7 +295,9 @@ def build_loader(source, transform, *, batch_size: int, seed: int, workers: int 
 
 
 def _make_sample(config, augment: bool, debug: bool) -> "MakeSample":
-    return MakeSample(int(config.model.num_identity_images), int(config.data.min_identity_distance), augment, debug)
+    return MakeSample(int(config.model.num_identity_images), int(config.data.min_identity_distance), augment, debug,
+                      window=int(config.data.get("window_frames", 1)),
+                      sync_negatives=int(config.data.get("sync_negatives", 0)))
 
 
 def create_train_loader(config, *, process_index: int = 0, process_count: int = 1, debug: bool = False) -> Loader:

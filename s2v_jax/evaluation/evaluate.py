@@ -331,7 +331,7 @@ def evaluate_clips(generator, clips, out_dir: str, *, expert=None, identity_inde
 SHIPPED = "shipped"  # evaluate_checkpoint's default judge: the one in s2v_jax/assets
 
 
-def evaluate_checkpoint(checkpoint: str, videos: str, out_dir: str, *, sync_expert: Optional[str] = SHIPPED,
+def evaluate_checkpoint(checkpoint: Optional[str], videos: str, out_dir: str, *, sync_expert: Optional[str] = SHIPPED,
                         max_clips: Optional[int] = None, data_dir: str = "data/tfds",
                         manual_dir: Optional[str] = None, identity_index: int = 0, batch_size: int = 32,
                         deblur_checkpoint: Optional[str] = None, strip_frames: int = 8,
@@ -360,7 +360,7 @@ def evaluate_checkpoint(checkpoint: str, videos: str, out_dir: str, *, sync_expe
         clips = clips_from_tfds(videos, data_dir, max_clips, manual_dir)
     else:
         clips = clips_from_videos(videos, max_clips, skipped)
-    meta = {"checkpoint": os.path.abspath(checkpoint), "videos": videos,
+    meta = {"checkpoint": os.path.abspath(checkpoint) if checkpoint else assets.GENERATOR, "videos": videos,
             "sync_expert": judge,
             "deblur_checkpoint": os.path.abspath(deblur_checkpoint) if deblur_checkpoint else None}
     return evaluate_clips(generator, clips, out_dir, expert=expert, identity_index=identity_index,

@@ -89,7 +89,7 @@ def generate_video(checkpoint: Union[str, os.PathLike, "FrameGenerator"], images
     writer = VideoWriter(out_path, audio=wav, preset=preset, crf=crf)  # checks the output folder now
     with writer:
         generator = checkpoint if isinstance(checkpoint, FrameGenerator) else FrameGenerator.from_checkpoint(
-            os.fspath(checkpoint), deblur_checkpoint=deblur, batch_size=batch_size)
+            None if checkpoint is None else os.fspath(checkpoint), deblur_checkpoint=deblur, batch_size=batch_size)
         stills = register_stills(images, generator.num_identity_images, face_index, max_size=max_size)
         for note in stills.warnings:
             warnings.warn(note, stacklevel=2)

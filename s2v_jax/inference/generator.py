@@ -64,7 +64,17 @@ class FrameGenerator:
 
     @classmethod
     def from_checkpoint(cls, path, deblur_checkpoint=None, batch_size: int = 64, dtype: Optional[str] = None):
-        """Loads a training workdir (its best, else latest checkpoint) or one checkpoint directory."""
+        """Loads a training workdir (its best, else latest checkpoint), one checkpoint directory or an
+        exported model (`s2v export`); None: the generator shipped in the package (s2v_jax/assets/generator,
+        trained on real faces, see its MODEL_CARD.md)."""
+        if path is None:
+            from s2v_jax import assets
+            from s2v_jax.train import export
+
+            if not export.is_exported(assets.GENERATOR):
+                raise S2VError(f"no generator is shipped in this installation ({assets.GENERATOR} is missing); "
+                               "pass --checkpoint with a generator trained with configs/real_small.py")
+            path = assets.GENERATOR
         for p, flag in ((path, "--checkpoint"), (deblur_checkpoint, "--deblur")):
             if p and not os.path.exists(p):
                 raise S2VError(f"{flag} {p} does not exist; give a training work directory or one of its "

@@ -89,5 +89,14 @@ class Speech2Vid(nn.Module):
         """Frames for a batch of MFCC windows given cached identity features."""
         return self.decode(self.encode_audio(mfcc, train), identity)
 
+    def generate_windows(self, mfcc, identity, train: bool = False):
+        """w consecutive frames per identity: MFCC `[B, w, 12, 35, 1]` + still(s) `[B, 112, 112, 3k]`
+        -> `[B, w, S, S, 3]`. The identity is encoded once per sample, not once per frame."""
+        b, w = mfcc.shape[:2]
+        ident = self.encode_identity(identity, train)
+        ident = jax.tree_util.tree_map(lambda x: jnp.repeat(x, w, axis=0), ident)
+        frames = self.generate_from_identity(mfcc.reshape((b * w,) + mfcc.shape[2:]), ident, train)
+        return frames.reshape((b, w) + frames.shape[1:])
+
     def __call__(self, mfcc, identity, train: bool = False):
         return self.generate_from_identity(mfcc, self.encode_identity(identity, train), train)

@@ -21,7 +21,7 @@ from absl import logging
 from s2v_jax.errors import DataError, TrainingError
 from s2v_jax.train import checkpointing, parallel
 from s2v_jax.train.metrics import MetricWriter
-from s2v_jax.train.state import abstract_train_state, create_train_state
+from s2v_jax.train.state import abstract_train_state, create_train_state, state_from_variables
 from s2v_jax.train.steps import make_eval_step, make_train_step
 from s2v_jax.train.tasks import Task, get_task
 from s2v_jax.train.tasks.base import EvalBatchesFn, LoaderFn
@@ -86,7 +86,8 @@ def _progress_bar(config, task: Task, start: int, total: int):
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        train_loader_fn: Optional[LoaderFn] = None,
-                       eval_batches_fn: Optional[EvalBatchesFn] = None) -> Dict[str, Any]:
+                       eval_batches_fn: Optional[EvalBatchesFn] = None,
+                       initial_variables: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Trains `config`'s task in `workdir` (resuming there) and returns a summary dict:
     {'task', 'step', 'stopped_early', 'train_loss', 'train_metrics', 'last_eval', 'best_eval',
     'best_step', 'steps_per_sec'}.
@@ -95,6 +96,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     numpy batch dicts with get_state/set_state) and
     `eval_batches_fn(config, *, num_batches, process_index, process_count)` -> list of
     batches default to the task's own (`Task.data_functions`).
+    `initial_variables` ({'params'[, 'batch_stats']}, e.g. a trained model's, for fine-tuning)
+    start a new run instead of a random initialisation; a resumed run ignores them.
     """
     t = config.train
     task = get_task(config)
@@ -104,7 +107,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     try:
         train_loader_fn, eval_batches_fn = data_functions(config, train_loader_fn, eval_batches_fn, task)
         model = task.build_model(config, axis_name=dp.axis_name)
-        return _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn)
+        return _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn, initial_variables)
     finally:
         lock.release()
 
@@ -122,7 +125,7 @@ def _restore_newest_good(ckpt, target):
                         "<step>.damaged); start again with a fresh --workdir")
 
 
-def _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn) -> Dict[str, Any]:
+def _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn, initial_variables=None) -> Dict[str, Any]:
     """The loop itself (see `train_and_evaluate`), with the work directory locked."""
     t = config.train
     process_index, process_count = jax.process_index(), jax.process_count()
@@ -135,7 +138,9 @@ def _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn) -
     meta = _initial_meta(best_key)
     step = 0
     latest = ckpt.latest_step()
-    if latest is None:
+    if latest is None and initial_variables is not None:
+        host_state = state_from_variables(config, model, initial_variables)
+    elif latest is None:
         host_state = create_train_state(config, model, jax.random.PRNGKey(int(t.seed)), task)
     else:
         target = checkpointing.abstract_like(abstract_train_state(config, model, task))

@@ -11,14 +11,17 @@ the same registered face crop). Baseline: the first still itself ('static').
 """
 
 import dataclasses
-from typing import Optional, Tuple
+import functools
+from typing import Any, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import ml_collections
 
 from s2v_jax.errors import ConfigError
 from s2v_jax.models import build_model, input_shapes
+from s2v_jax.models.generator import Speech2Vid
 from s2v_jax.train import metrics as metrics_lib
 from s2v_jax.train.tasks.base import Task, apply_model
 
@@ -94,42 +97,189 @@ class ImageTask(Task):
         return describe_image_eval(val, self.baseline)
 
 
+# The mouth box of the registered 112x112 crop (rows, columns): lips and the
+# teeth between them, open or closed, for every template-registered face.
+MOUTH_BOX = (slice(60, 84), slice(28, 84))
+
+
+def _to_judge_video(frames, top: int):
+    """Generated/real frames float [B, 5, S, S, 3] in [0, 1] -> the judge's grey lower face [B, S-top, S, 5]
+    on its uint8 scale (0..255; ITU-R 601 luma as sync_inputs.to_grey, without rounding)."""
+    grey = frames[..., 0] * 0.299 + frames[..., 1] * 0.587 + frames[..., 2] * 0.114
+    return jnp.transpose(grey[:, :, top:, :], (0, 2, 3, 1)) * 255.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Judge:
+    """A frozen sync expert inside the generator's loss: its network and float32 variables
+    (constants of the jitted step: no gradient reaches them)."""
+
+    model: Any
+    variables: Any
+    lower_face_top: int
+
+    @classmethod
+    @functools.lru_cache(maxsize=4)
+    def load(cls, path: str = ""):
+        """The judge at `path` ('' = the one shipped in the package), loaded once per process."""
+        from s2v_jax.evaluation.sync_expert import SyncExpert
+
+        with jax.ensure_compile_time_eval():  # first use may come while a step is traced: load eagerly
+            expert = SyncExpert.from_checkpoint(path or None)
+        if int(expert.config.model.num_frames) != 5 or not bool(expert.config.model.grayscale):
+            raise ConfigError("the generator's sync loss needs a 5-frame grey sync expert (configs/syncnet_real.py)")
+        # numpy, not jnp: loaded on first use, maybe while a step is traced, where jnp values would be tracers
+        variables = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), expert.variables)
+        return cls(expert.model, variables, int(expert.config.model.lower_face_top))
+
+    def distances(self, frames, audio, shifted):
+        """frames [B, 5, S, S, 3] float, audio [B, 12, 20, 1], shifted [B, K, 12, 20, 1]
+        -> (d_sync [B], d_shifted [B, K]): Euclidean distances of the judge's embeddings."""
+        from s2v_jax.models.syncnet import SyncNet
+
+        frames = resize_to(frames.reshape((-1,) + frames.shape[2:]), (112, 112)).reshape(frames.shape[:2] + (112, 112, 3))
+        v = self.model.apply(self.variables, _to_judge_video(frames, self.lower_face_top), method=SyncNet.embed_video)
+        b, k = shifted.shape[:2]
+        a = self.model.apply(self.variables, jnp.concatenate([audio, shifted.reshape((b * k,) + audio.shape[1:])]),
+                             method=SyncNet.embed_audio)
+        dist = lambda x, y: jnp.sqrt(jnp.sum(jnp.square(x - y), axis=-1) + 1e-12)  # noqa: E731
+        return dist(v, a[:b]), dist(v[:, None], a[b:].reshape((b, k, -1)))
+
+
 @dataclasses.dataclass(frozen=True)
 class GeneratorTask(ImageTask):
     """`mse_warmup_steps`: while `state.step` is below it the loss is squared error, then L1.
     Why: an identity-residual model starts exactly at the still, and there L1's kink pins it
     (most pixels already match, and any change costs on all of them at once), whereas squared
-    error is flat near zero error and lets the mouth pathway form; L1 then takes over."""
+    error is flat near zero error and lets the mouth pathway form; L1 then takes over.
+
+    Not in the paper (configs/real_small.py; all off by default):
+    - `mouth_weight` w: loss = L1(frame) + w * L1(mouth box), the box rows 60-83, columns
+      28-83 of the registered crop. On real faces the full-frame error is mostly pose and
+      lighting the audio cannot explain; the mouth is ~10% of the pixels.
+    - `sync_weight` s with batches of 5-frame windows (data.window_frames=5,
+      data.sync_negatives=K): + s * the frozen sync expert's n-way cross-entropy of the
+      generated window's lower face against its in-sync and K shifted audios (Wav2Lip's
+      expert sync loss, in the judge's own n-way form, temperature `sync_temperature`).
+    Validation with windows adds, for the model, the static still (repeated) and the real
+    frames, the judge's window confidence `*_sync_conf` = mean(d_shifted) - d_sync per window
+    (the per-window form of LSE-C; above 0 = the in-sync audio matches best) and its accuracy
+    `*_sync_acc`; every validation reports `mouth_l1` beside `static_mouth_l1`.
+    `best` picks the validation metric that keeps the best checkpoint ('l1' or 'mouth_l1')."""
 
     mse_warmup_steps: int = 0
+    mouth_weight: float = 0.0
+    sync_weight: float = 0.0
+    sync_temperature: float = 0.1
+    best: str = "l1"
+    judge_path: Optional[str] = None  # the sync expert of the sync loss/validation: None = none, '' = the shipped one
     name: str = dataclasses.field(default="generator", init=False)
     title = "the generator"  # how messages name it
     baseline: Optional[str] = dataclasses.field(default="static", init=False)
 
+    def __post_init__(self):
+        object.__setattr__(self, "best_metric", self.best)
+
     @classmethod
     def from_config(cls, config):
-        warmup = int(config.train.get("mse_warmup_steps", 0))
+        t, d = config.train, config.data
+        warmup = int(t.get("mse_warmup_steps", 0))
         if warmup < 0:
             raise ConfigError(f"train.mse_warmup_steps must be >= 0 (0 = the paper's L1 throughout), not {warmup}")
-        return cls(mse_warmup_steps=warmup)
+        best = str(t.get("best_metric", "l1"))
+        if best not in ("l1", "mouth_l1"):
+            raise ConfigError(f"train.best_metric must be 'l1' or 'mouth_l1' for the generator, not {best!r}")
+        sync_weight = float(t.get("sync_weight", 0.0))
+        window, negatives = int(d.get("window_frames", 1)), int(d.get("sync_negatives", 0))
+        judge = None
+        if sync_weight > 0 or negatives > 0:
+            if window != 5 or negatives < 1:
+                raise ConfigError("the generator's sync loss and sync validation need data.window_frames=5 and "
+                                  f"data.sync_negatives >= 1 (have {window} and {negatives})")
+            judge = str(t.get("sync_expert", "") or "")
+        return cls(mse_warmup_steps=warmup, mouth_weight=float(t.get("mouth_weight", 0.0)), sync_weight=sync_weight,
+                   sync_temperature=float(t.get("sync_temperature", 0.1)), best=best, judge_path=judge)
+
+    @property
+    def judge(self) -> Optional[Judge]:
+        """The frozen sync expert (loaded on first use, when a step is traced), or None."""
+        return None if self.judge_path is None else Judge.load(self.judge_path)
 
     def forward(self, state, params, batch, *, train: bool):
         """(prediction, target, static baseline, new batch_stats); images float32 `[b, S, S, 3]`,
-        S the model's output side."""
+        S the model's output side; windowed batches give `[b, w, S, S, 3]` (the baseline repeated)."""
         target = to_float_image(batch["target"])
         identity = to_float_image(batch["identity"])
-        pred, stats = apply_model(state, params, (batch["mfcc"].astype(jnp.float32), identity), train=train)
+        mfcc = batch["mfcc"].astype(jnp.float32)
+        if mfcc.ndim == 5:  # windows of w frames, one identity each
+            variables = {"params": params, "batch_stats": state.batch_stats}
+            method = Speech2Vid.generate_windows
+            if train:
+                pred, updates = state.apply_fn(variables, mfcc, identity, train=True, mutable=["batch_stats"],
+                                               method=method)
+                stats = updates["batch_stats"]
+            else:
+                pred, stats = state.apply_fn(variables, mfcc, identity, train=False, method=method), state.batch_stats
+            pred = pred.astype(jnp.float32)
+            b, w = pred.shape[:2]
+            size = pred.shape[2:4]
+            flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
+            target = resize_to(flat(target), size).reshape((b, w) + size + (3,))
+            still = jnp.broadcast_to(resize_to(identity[..., :3], size)[:, None], pred.shape)
+            return pred, target, still, stats
+        pred, stats = apply_model(state, params, (mfcc, identity), train=train)
         pred = pred.astype(jnp.float32)
         size = pred.shape[1:3]
         return pred, resize_to(target, size), resize_to(identity[..., :3], size), stats
+
+    def _mouth(self, x):
+        s = x.shape[-3]
+        rows, cols = (slice(round(b.start * s / 112), round(b.stop * s / 112)) for b in MOUTH_BOX)
+        return x[..., rows, cols, :]
 
     def loss(self, state, params, batch, *, key, axis_name):
         pred, target, _, stats = self.forward(state, params, batch, train=True)
         loss = l1_loss(pred, target)
         if self.mse_warmup_steps > 0:
             loss = jnp.where(state.step < self.mse_warmup_steps, mse_loss(pred, target), loss)
-        return loss, ({}, stats)
+        metrics = {}
+        if self.mouth_weight > 0:
+            mouth = l1_loss(self._mouth(pred), self._mouth(target))
+            metrics["mouth_l1"] = mouth
+            loss = loss + self.mouth_weight * mouth
+        if self.sync_weight > 0:
+            d_pos, d_neg = self.judge.distances(pred, batch["sync_audio"], batch["sync_audio_shifted"])
+            logits = -jnp.concatenate([d_pos[:, None], d_neg], axis=1) / self.sync_temperature
+            sync = -jnp.mean(jax.nn.log_softmax(logits, axis=1)[:, 0])
+            metrics["sync_loss"] = sync
+            loss = loss + self.sync_weight * sync
+        return loss, (metrics, stats)
 
     def eval_sums(self, state, batch, *, key, axis_name):
         pred, target, baseline, _ = self.forward(state, state.params, batch, train=False)
-        return image_eval_sums(pred, target, baseline, self.baseline)
+        if pred.ndim == 5:
+            flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
+            out = image_eval_sums(flat(pred), flat(target), flat(baseline), self.baseline)
+        else:
+            out = image_eval_sums(pred, target, baseline, self.baseline)
+        for name, x in (("", pred), (f"{self.baseline}_", baseline)):
+            out[f"{name}mouth_l1"] = jnp.abs(self._mouth(x) - self._mouth(target)).reshape(x.shape[0], -1).mean(1).sum() \
+                * (out["count"] / x.shape[0])
+        if self.judge is not None and pred.ndim == 5:
+            windows = jnp.asarray(pred.shape[0], jnp.float32)
+            for name, x in (("", pred), (f"{self.baseline}_", baseline), ("real_", target)):
+                d_pos, d_neg = self.judge.distances(x, batch["sync_audio"], batch["sync_audio_shifted"])
+                # per-frame sums (the loop divides every sum by 'count', the frames): window means
+                scale = out["count"] / windows
+                out[f"{name}sync_conf"] = jnp.sum(d_neg.mean(axis=1) - d_pos) * scale
+                out[f"{name}sync_acc"] = jnp.sum(jnp.all(d_pos[:, None] < d_neg, axis=1)) * scale
+        return out
+
+    def describe(self, val):
+        line = describe_image_eval(val, self.baseline)
+        line += f"; mouth L1 {val['mouth_l1']:.4f} (static {val['static_mouth_l1']:.4f})"
+        if "sync_conf" in val:
+            line += (f"; judge window conf {val['sync_conf']:.3f} acc {val['sync_acc']:.2f} (static "
+                     f"{val['static_sync_conf']:.3f}/{val['static_sync_acc']:.2f}, real "
+                     f"{val['real_sync_conf']:.3f}/{val['real_sync_acc']:.2f})")
+        return line
