@@ -16,6 +16,10 @@ padding), and the judge's offset is compared with k (hit: within +-1).
 of the same source (another source if it has one track), LSE-C compared
 with the real audio's. Short tracks (LRC-AR's 1.2 s) are reported as their
 own rows, beside the acceptance rows of tracks of 2 s or more.
+With --speaker-only, where one video has several face tracks only the one
+the judge finds most in sync (highest LSE-C with the real audio) is kept:
+active-speaker detection, what `s2v sync` does by default (a listener's face
+is not a clip of speech).
 """
 
 import argparse
@@ -118,6 +122,8 @@ def main(argv=None):
     p.add_argument("--min-frames", type=int, default=50, help="acceptance rows: tracks of at least this (2 s)")
     p.add_argument("--extra-video", action="append", default=[], help="a whole video outside the corpus")
     p.add_argument("--segment-s", type=float, default=3.0, help="piece length of --extra-video, seconds")
+    p.add_argument("--speaker-only", action="store_true",
+                   help="one track per video: the one most in sync (active-speaker detection)")
     p.add_argument("--out", default=None, help="JSON report path")
     p.add_argument("--manual-dir", default=None,
                    help="the corpus videos (../shared/data/real/corpus): adds the landmark measure's ranking")
@@ -149,6 +155,17 @@ def main(argv=None):
             other = np.concatenate([other] * (n // len(other) + 1))[:n]
             rec["other_audio_lse_c"] = expert.sync_scores(crops, other)["lse_c"]
             clips.append(rec)
+    dropped = []
+    if args.speaker_only:
+        best = {}
+        for r in clips:
+            video = r["name"].split("#")[0]
+            if video not in best or (r["lse_c"] or 0) > (best[video]["lse_c"] or 0):
+                best[video] = r
+        keep = {id(r) for r in best.values()}
+        dropped = [r["name"] for r in clips if id(r) not in keep]
+        clips = [r for r in clips if id(r) in keep]
+        print(f"speaker tracks only: dropped {len(dropped)} other tracks of the same videos: {', '.join(dropped)}")
     for long_only in (True, False):
         for source in sorted(by_source):
             recs = [r for r in clips if r["source"] == source and (r["frames"] >= args.min_frames) == long_only]
@@ -164,6 +181,7 @@ def main(argv=None):
             row["lse_c_other"] = round(float(np.mean([r["other_audio_lse_c"] or 0 for r in recs])), 3)
             rows[f"{source} [{'>=' if long_only else '<'}{args.min_frames / 25:g} s]"] = row
     report = {"judge": args.checkpoint or "shipped", "shifts": shifts, "min_frames": args.min_frames,
+              "speaker_only": bool(args.speaker_only), "dropped_tracks": dropped,
               "rows": rows, "clips": clips, "seconds": round(time.time() - t0, 1)}
     if args.manual_dir:
         report["landmark_measure"] = landmark_measure(args.manual_dir, args.min_frames)

@@ -92,14 +92,15 @@ def test_sync_errors_are_one_line(tmp_path, capsys):
     assert len(err) == 1 and "does not exist" in err[0], err
 
 
-def test_the_wheel_carries_the_shipped_judge(tmp_path):
+def test_the_wheel_carries_the_shipped_judge_and_generator(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
                            "-w", str(tmp_path), REPO], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     wheel = [f for f in os.listdir(tmp_path) if f.endswith(".whl")]
     names = zipfile.ZipFile(tmp_path / wheel[0]).namelist()
-    for f in ("config.json", "variables.npz", "MODEL_CARD.md"):
-        assert f"s2v_jax/assets/sync_expert/{f}" in names, f
+    for model in ("sync_expert", "generator"):
+        for f in ("config.json", "variables.npz", "MODEL_CARD.md"):
+            assert f"s2v_jax/assets/{model}/{f}" in names, (model, f)
 
 
 def test_evaluate_uses_the_shipped_judge_by_default(ckpts, media, tmp_path):
@@ -109,3 +110,29 @@ def test_evaluate_uses_the_shipped_judge_by_default(ckpts, media, tmp_path):
     assert report["sync_expert"] == assets.SYNC_EXPERT
     rows = report["rows"]
     assert all(rows[r]["lse_c"] is not None and "sync_recovered" in rows[r] for r in rows)
+
+
+@pytest.mark.shared_data
+def test_sync_scores_the_speaking_face_not_the_largest(judge, real_data, tmp_path):
+    """A held-out speaker (small, left) beside a larger frozen copy of her first frame (right):
+    `track='speaker'` reports the talking face, `track='largest'` the frozen one, with lower LSE-C."""
+    import cv2
+
+    from s2v_jax.evaluation.sync_expert import score_video
+    from s2v_jax.media import audio, video
+
+    src = str(real_data / HELD_OUT[1])
+    frames = list(video.iter_frames(src))[:100]
+    h, w = frames[0].shape[:2]
+    small = [cv2.resize(f, (w * 2 // 3, h * 2 // 3)) for f in frames]
+    canvas = np.zeros((len(frames), h, w * 2 // 3 + w, 3), np.uint8)
+    for i, s in enumerate(small):
+        canvas[i, (h - s.shape[0]) // 2:(h - s.shape[0]) // 2 + s.shape[0], :s.shape[1]] = s
+        canvas[i, :, s.shape[1]:] = frames[0]
+    path = tmp_path / "two_faces.mp4"
+    video.write_video(path, canvas, audio=audio.load_audio(src)[:len(frames) * 640])
+    speaker = score_video(judge, str(path))
+    largest = score_video(judge, str(path), track="largest")
+    assert speaker["track"]["faces_tracked"] >= 2 and len(speaker["track"]["candidates"]) >= 2
+    assert not speaker["track"]["is_largest"] and largest["track"]["is_largest"]
+    assert speaker["lse_c"] > largest["lse_c"] and abs(speaker["offset"]) <= 1, (speaker, largest)

@@ -1,5 +1,8 @@
 """Score the lip sync of a video with the sync expert (SyncNet's measures):
-the audio-visual offset of its largest face track in frames, LSE-D and LSE-C.
+the audio-visual offset of the speaking face in frames, LSE-D and LSE-C.
+Every face track of 1 s or more is scored and the one the judge finds most
+in sync is reported (active-speaker detection, as SyncNet is used for LRS2);
+--track largest scores the largest face instead.
 
     s2v sync --video talk.mp4
     s2v sync --video dub.mp4 --audio speech.wav --json
@@ -24,6 +27,9 @@ def add_arguments(parser):
                         help="sync expert: training work directory, step directory or exported model "
                              "(default: the judge shipped in the package)")
     parser.add_argument("--max-offset", type=int, default=15, help="offsets searched, in frames (default 15)")
+    parser.add_argument("--track", choices=("speaker", "largest"), default="speaker",
+                        help="which face: 'speaker' (default), the track of 1 s or more the judge finds most in "
+                             "sync (active-speaker detection); 'largest', the largest face")
     parser.add_argument("--json", action="store_true", help="print one JSON object (offset, lse_d, lse_c, ...)")
     parser.add_argument("--distances", action="store_true", help="with --json: include D per offset")
 
@@ -38,7 +44,7 @@ def run(args) -> int:
     from s2v_jax.evaluation.sync_expert import SyncExpert, score_video
 
     expert = SyncExpert.from_checkpoint(args.checkpoint)
-    scores = score_video(expert, args.video, args.audio, args.max_offset)
+    scores = score_video(expert, args.video, args.audio, args.max_offset, track=args.track)
     out = {"video": args.video, "audio": args.audio or args.video, "judge": args.checkpoint or "shipped",
            "offset": scores["offset"], "lse_d": scores["lse_d"], "lse_c": scores["lse_c"],
            "max_offset": scores["max_offset"], "track": scores["track"], "frames": scores["frames"]}
@@ -55,5 +61,6 @@ def run(args) -> int:
                                        f"{'late' if off > 0 else 'early'}")
     t = out["track"]
     print(f"AV offset {off:+d} frames ({late}); LSE-D {out['lse_d']:.3f}; LSE-C {out['lse_c']:.3f} "
-          f"(face track: frames {t['start_frame']}-{t['end_frame']} of {out['frames']})")
+          f"(face track: frames {t['start_frame']}-{t['end_frame']} of {out['frames']}"
+          + (f", the most in sync of {len(t['candidates'])} tracks" if len(t["candidates"]) > 1 else "") + ")")
     return 0

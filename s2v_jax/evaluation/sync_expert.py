@@ -95,14 +95,24 @@ class SyncExpert:
         return out
 
 
+SPEAKER_MIN_FRAMES = 25  # tracks shorter than 1 s are not candidates for the speaking face
+
+
 def score_video(expert: SyncExpert, video_path, audio_path=None, max_offset: int = 15,
-                progress: bool = False) -> Dict[str, Any]:
-    """The judge's scores of the largest face track of a video, with its own sound or `audio_path`'s
-    (from the video's first frame): {'offset', 'lse_d', 'lse_c', 'distances', 'track', 'frames'}."""
+                progress: bool = False, track: str = "speaker") -> Dict[str, Any]:
+    """The judge's scores of one face track of a video, with its own sound or `audio_path`'s
+    (from the video's first frame): {'offset', 'lse_d', 'lse_c', 'distances', 'track', 'frames'}.
+
+    track: 'speaker' (default): every track of 1 s or more is scored and the one with the
+    highest LSE-C is reported, the judge as active-speaker detector (as SyncNet is used to
+    find the speaker in LRS2); 'largest': the largest face, whoever speaks. 'track' in the
+    result lists every candidate's LSE-C."""
     from s2v_jax.data.preprocess import TrackExtractor
     from s2v_jax.faces import largest_track, quiet_native_logs
     from s2v_jax.media import audio, video
 
+    if track not in ("speaker", "largest"):
+        raise ValueError(f"track must be 'speaker' or 'largest', not {track!r}")
     video_path = os.fspath(video_path)
     audio.check_media_file(video_path, "video")
     if audio_path is None:
@@ -119,18 +129,29 @@ def score_video(expert: SyncExpert, video_path, audio_path=None, max_offset: int
         extractor = TrackExtractor(video_path, 5, None, progress)
         tracks = extractor.run()
     t_track = time.perf_counter() - t0
-    track = largest_track(tracks)
-    if track is None:
+    largest = largest_track(tracks)
+    if largest is None:
         raise NoFaceError(f"{video_path}: no face track of 5 frames or more "
                           f"({extractor.no_face_reason() or 'no face found'}); the judge scores a visible face")
     windows = audio.mfcc_windows(audio.compute_mfcc(wav), extractor.num_frames)
-    start, end = int(track.start_frame), int(track.end_frame)
-    crops = np.asarray(track.crops[:end - start])
+    candidates = [largest]
+    if track == "speaker":
+        candidates = [t for t in tracks if len(t) >= SPEAKER_MIN_FRAMES] or [largest]
     t0 = time.perf_counter()
-    scores = expert.sync_scores(crops, windows[start:start + len(crops)], max_offset)
+    scored = []
+    for t in candidates:
+        start, end = int(t.start_frame), int(t.end_frame)
+        crops = np.asarray(t.crops[:end - start])
+        scored.append((t, expert.sync_scores(crops, windows[start:start + len(crops)], max_offset), len(crops)))
     t_judge = time.perf_counter() - t0
+    lse = lambda s: -np.inf if s["lse_c"] is None or not np.isfinite(s["lse_c"]) else s["lse_c"]  # noqa: E731
+    chosen, scores, n = max(scored, key=lambda x: lse(x[1]))
+    start = int(chosen.start_frame)
     return {"seconds": {"face_tracking": round(t_track, 3), "judge": round(t_judge, 3)},
             "offset": scores["av_offset"], "lse_d": scores["lse_d"], "lse_c": scores["lse_c"],
             "distances": scores["distances"], "max_offset": int(max_offset),
-            "track": {"start_frame": start, "end_frame": start + len(crops), "faces_tracked": len(tracks)},
+            "track": {"start_frame": start, "end_frame": start + n, "faces_tracked": len(tracks),
+                      "selection": track, "is_largest": chosen is largest,
+                      "candidates": [{"start_frame": int(t.start_frame), "end_frame": int(t.start_frame) + m,
+                                      "lse_c": s["lse_c"]} for t, s, m in scored]},
             "frames": int(extractor.num_frames)}

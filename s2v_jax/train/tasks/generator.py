@@ -97,9 +97,10 @@ class ImageTask(Task):
         return describe_image_eval(val, self.baseline)
 
 
-# The mouth box of the registered 112x112 crop (rows, columns): lips and the
-# teeth between them, open or closed, for every template-registered face.
-MOUTH_BOX = (slice(60, 84), slice(28, 84))
+# The mouth box of the registered 112x112 crop (rows, columns): lips, teeth
+# and chin, open or closed, for every template-registered face (most of what
+# the sync expert sees below row 56).
+MOUTH_BOX = (slice(58, 96), slice(24, 88))
 
 
 def _to_judge_video(frames, top: int):
@@ -154,9 +155,9 @@ class GeneratorTask(ImageTask):
     error is flat near zero error and lets the mouth pathway form; L1 then takes over.
 
     Not in the paper (configs/real_small.py; all off by default):
-    - `mouth_weight` w: loss = L1(frame) + w * L1(mouth box), the box rows 60-83, columns
-      28-83 of the registered crop. On real faces the full-frame error is mostly pose and
-      lighting the audio cannot explain; the mouth is ~10% of the pixels.
+    - `mouth_weight` w: loss = L1(frame) + w * L1(mouth box), the box rows 58-95, columns
+      24-87 of the registered crop (lips and chin). On real faces the full-frame error is mostly
+      pose and light the audio cannot explain; the box is ~19% of the pixels.
     - `sync_weight` s with batches of 5-frame windows (data.window_frames=5,
       data.sync_negatives=K): + s * the frozen sync expert's n-way cross-entropy of the
       generated window's lower face against its in-sync and K shifted audios (Wav2Lip's
