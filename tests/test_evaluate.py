@@ -129,6 +129,14 @@ def test_tfds_split(ckpts, tmp_path_factory, tmp_path):
     assert clip["audio_envelope"] is not None  # found the rendered source video for the waveform
     assert clip["rows"]["real"]["sync_correlation"] is not None
 
+    from s2v_jax.evaluation.evaluate import clips_from_tfds
+
+    lengths = [len(c.crops) for c in clips_from_tfds("synthetic_talking_faces/tiny:validation", data_dir)]
+    cut = sorted(lengths)[len(lengths) // 2]
+    kept = [len(c.crops) for c in clips_from_tfds("synthetic_talking_faces/tiny:validation", data_dir,
+                                                  min_frames=cut)]
+    assert kept == [n for n in lengths if n >= cut]  # shorter tracks passed over, the order kept
+
 
 def test_errors_are_one_line(ckpts, tmp_path, capsys):
     rc = main(["evaluate", "--checkpoint", ckpts["gen"], "--videos", str(tmp_path / "nowhere"),

@@ -75,6 +75,21 @@ def test_windowed_generation_equals_frame_by_frame():
         np.testing.assert_allclose(windows[:, j], model.apply(variables, mfcc[:, j], ident), atol=2e-5)
 
 
+def test_the_residual_region_confines_every_change_to_the_lower_face():
+    cfg = _config()
+    top, bottom, left, right = cfg.model.residual_region
+    model = build_model(cfg)
+    rng = np.random.default_rng(1)
+    mfcc = jnp.asarray(rng.normal(size=(2, 12, 35, 1)), jnp.float32)
+    still = jnp.asarray(rng.uniform(0.05, 0.95, size=(2, 112, 112, 3)), jnp.float32)
+    variables = jax.tree_util.tree_map(lambda x: x + 0.05, model.init(jax.random.PRNGKey(0), mfcc, still))
+    change = np.abs(np.asarray(model.apply(variables, mfcc, still)) - np.asarray(still)).max(axis=(0, 3))
+    inside = change[top + 4:bottom - 4, left + 4:right - 4]
+    outside = np.concatenate([change[:top - 8].ravel(), change[bottom + 8:].ravel(),
+                              change[:, :left - 8].ravel(), change[:, right + 8:].ravel()])
+    assert inside.mean() > 0.05 and outside.max() < 2e-3, (inside.mean(), outside.max())  # the still, clipped to [1e-3, 1 - 1e-3]
+
+
 def _batch(cfg, seed=0):
     tracks = _tracks(n=2, frames=40, seed=seed)
     source = input_pipeline.ArrayTrackSamples(tracks, stride=5, min_distance=12)

@@ -26,6 +26,8 @@ def add_arguments(parser):
                         help="judge of LSE-D/LSE-C and sync recovered: 'shipped' (default, the package's), a "
                              "sync-expert work directory or export, or 'none'")
     parser.add_argument("--max-clips", type=int, default=None, help="evaluate at most N clips (in sorted order)")
+    parser.add_argument("--min-seconds", type=float, default=0.0,
+                        help="TFDS splits: pass over tracks shorter than this (e.g. 2 for LSE-C over +-15 frames)")
     parser.add_argument("--data-dir", default="data/tfds", help="TFDS data directory for a split (default data/tfds)")
     parser.add_argument("--manual-dir", default=None,
                         help="source videos of a registered_faces split (for its audio envelope)")
@@ -45,6 +47,7 @@ def run(args) -> int:
     report = evaluate_checkpoint(
         args.checkpoint, args.videos, args.out,
         sync_expert=None if args.sync_expert.lower() == "none" else args.sync_expert, max_clips=args.max_clips,
+        min_seconds=args.min_seconds,
         data_dir=args.data_dir, manual_dir=args.manual_dir, identity_index=args.identity_index,
         batch_size=args.batch_size, deblur_checkpoint=args.deblur, strip_frames=args.strip_frames,
         progress=not args.quiet)

@@ -142,8 +142,9 @@ def _source_audio(builder, example, data_dir: str, manual_dir: Optional[str]) ->
 
 
 def clips_from_tfds(spec: str, data_dir: str, max_clips: Optional[int] = None,
-                    manual_dir: Optional[str] = None) -> Iterator[EvalClip]:
-    """Records of a TFDS split ('name/config:split', read through its data source; built first if absent)."""
+                    manual_dir: Optional[str] = None, min_frames: int = 0) -> Iterator[EvalClip]:
+    """Records of a TFDS split ('name/config:split', read through its data source; built first if absent),
+    in record order; records under `min_frames` frames are passed over (not counted in max_clips)."""
 
 
     m = _TFDS_SPEC.match(spec)
@@ -156,10 +157,15 @@ def clips_from_tfds(spec: str, data_dir: str, max_clips: Optional[int] = None,
     if split not in builder.info.splits:
         raise DataError(f"{builder.info.full_name} has no split {split!r} (splits: {', '.join(builder.info.splits)})")
     source = builder.as_data_source(split)
-    n = len(source) if max_clips is None else min(len(source), max_clips)
     used: set = set()
-    for i in range(n):
+    count = 0
+    for i in range(len(source)):
+        if max_clips is not None and count >= max_clips:
+            break
         ex = source[i]
+        if int(ex["num_frames"]) < min_frames:
+            continue
+        count += 1
         src = decode_text(ex["source"])
         crops = np.stack([decode_frame(f) for f in ex["frames"]])
         envelope = None
@@ -334,6 +340,7 @@ SHIPPED = "shipped"  # evaluate_checkpoint's default judge: the one in s2v_jax/a
 def evaluate_checkpoint(checkpoint: Optional[str], videos: str, out_dir: str, *, sync_expert: Optional[str] = SHIPPED,
                         max_clips: Optional[int] = None, data_dir: str = "data/tfds",
                         manual_dir: Optional[str] = None, identity_index: int = 0, batch_size: int = 32,
+                        min_seconds: float = 0.0,
                         deblur_checkpoint: Optional[str] = None, strip_frames: int = 8,
                         progress: bool = False) -> Dict[str, Any]:
     """Evaluates a generator checkpoint on held-out clips and writes out_dir/report.json + index.html.
@@ -357,7 +364,7 @@ def evaluate_checkpoint(checkpoint: Optional[str], videos: str, out_dir: str, *,
         expert, judge = SyncExpert.from_checkpoint(sync_expert, batch_size=batch_size), os.path.abspath(sync_expert)
     skipped: List[dict] = []
     if is_tfds_spec(videos):
-        clips = clips_from_tfds(videos, data_dir, max_clips, manual_dir)
+        clips = clips_from_tfds(videos, data_dir, max_clips, manual_dir, min_frames=int(round(min_seconds * 25)))
     else:
         clips = clips_from_videos(videos, max_clips, skipped)
     meta = {"checkpoint": os.path.abspath(checkpoint) if checkpoint else assets.GENERATOR, "videos": videos,

@@ -12,12 +12,27 @@ from typing import Any, Callable, Dict, Optional, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from s2v_jax.models.audio_encoder import AudioEncoder
 from s2v_jax.models.decoder import BilinearDecoder, TransposedDecoder
 from s2v_jax.models.identity_encoder import IdentityEncoder
 
 IdentityFeatures = Dict[str, jnp.ndarray]  # "embedding" [B, 256] and the enabled skips
+
+
+def region_mask(size, region, ramp: float = 4.0) -> np.ndarray:
+    """A soft box [H, W, 1] in [0, 1]: 1 inside `region` (top, bottom, left, right in 112x112 crop
+    pixels, scaled to `size`), exactly 0 beyond `ramp` / 2 px outside it, linear in between."""
+    if len(region) != 4:
+        raise ValueError(f"model.residual_region must be (top, bottom, left, right), not {tuple(region)}")
+    h, w = size
+    top, bottom, left, right = (float(v) * s / 112.0 for v, s in zip(region, (h, h, w, w)))
+    edge = lambda d: np.clip(d / ramp + 0.5, 0.0, 1.0)  # noqa: E731  d: signed distance inside the edge
+    y, x = np.arange(h) + 0.5, np.arange(w) + 0.5
+    rows = np.minimum(edge(y - top), edge(bottom - y))
+    cols = np.minimum(edge(x - left), edge(right - x))
+    return (rows[:, None] * cols[None, :])[..., None].astype(np.float32)
 
 
 class Speech2Vid(nn.Module):
@@ -37,6 +52,9 @@ class Speech2Vid(nn.Module):
     # Not in the paper: predict a change to the first still, sigmoid(logit(still) + decoder),
     # instead of the whole face. Small CPU configs use it to get past the static baseline in minutes.
     identity_residual: bool = False
+    # With identity_residual: (top, bottom, left, right) of the registered 112x112 crop, the only
+    # part the model may change (4 px linear edges); beyond 2 px outside it the output is the still. () = all.
+    residual_region: Sequence[int] = ()
     # The transposed decoder's layer class (models.conv_transpose: nn.ConvTranspose or the CPU phase form).
     conv_transpose: Callable[..., nn.Module] = nn.ConvTranspose
 
@@ -82,6 +100,8 @@ class Speech2Vid(nn.Module):
                 still = jax.image.resize(still, still.shape[:1] + logits.shape[1:3] + (3,), "linear")
             eps = 1e-3
             still = jnp.clip(still, eps, 1.0 - eps)
+            if self.residual_region:
+                logits = logits * region_mask(logits.shape[1:3], self.residual_region).astype(logits.dtype)
             logits = logits + jnp.log(still) - jnp.log1p(-still)
         return nn.sigmoid(logits)
 

@@ -100,7 +100,7 @@ class ImageTask(Task):
 # The mouth box of the registered 112x112 crop (rows, columns): lips, teeth
 # and chin, open or closed, for every template-registered face (most of what
 # the sync expert sees below row 56).
-MOUTH_BOX = (slice(58, 96), slice(24, 88))
+MOUTH_BOX = (slice(58, 100), slice(24, 88))
 
 
 def _to_judge_video(frames, top: int):
@@ -133,13 +133,19 @@ class Judge:
         variables = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), expert.variables)
         return cls(expert.model, variables, int(expert.config.model.lower_face_top))
 
-    def distances(self, frames, audio, shifted):
+    def distances(self, frames, audio, shifted, blur_sigma: float = 0.0):
         """frames [B, 5, S, S, 3] float, audio [B, 12, 20, 1], shifted [B, K, 12, 20, 1]
-        -> (d_sync [B], d_shifted [B, K]): Euclidean distances of the judge's embeddings."""
+        -> (d_sync [B], d_shifted [B, K]): Euclidean distances of the judge's embeddings.
+        blur_sigma > 0: the judge sees the frames Gaussian-blurred (pixels), so that a generator
+        trained against it gains nothing from pixel-sized patterns, only from the mouth's shape."""
         from s2v_jax.models.syncnet import SyncNet
+        from s2v_jax.train.tasks.deblur import gaussian_blur
 
         frames = resize_to(frames.reshape((-1,) + frames.shape[2:]), (112, 112)).reshape(frames.shape[:2] + (112, 112, 3))
-        v = self.model.apply(self.variables, _to_judge_video(frames, self.lower_face_top), method=SyncNet.embed_video)
+        video = _to_judge_video(frames, self.lower_face_top)
+        if blur_sigma > 0:
+            video = gaussian_blur(video, jnp.full((video.shape[0],), blur_sigma, jnp.float32), blur_sigma)
+        v = self.model.apply(self.variables, video, method=SyncNet.embed_video)
         b, k = shifted.shape[:2]
         a = self.model.apply(self.variables, jnp.concatenate([audio, shifted.reshape((b * k,) + audio.shape[1:])]),
                              method=SyncNet.embed_audio)
@@ -155,13 +161,14 @@ class GeneratorTask(ImageTask):
     error is flat near zero error and lets the mouth pathway form; L1 then takes over.
 
     Not in the paper (configs/real_small.py; all off by default):
-    - `mouth_weight` w: loss = L1(frame) + w * L1(mouth box), the box rows 58-95, columns
+    - `mouth_weight` w: loss = L1(frame) + w * L1(mouth box), the box rows 58-99, columns
       24-87 of the registered crop (lips and chin). On real faces the full-frame error is mostly
-      pose and light the audio cannot explain; the box is ~19% of the pixels.
+      pose and light the audio cannot explain; the box is ~21% of the pixels.
     - `sync_weight` s with batches of 5-frame windows (data.window_frames=5,
       data.sync_negatives=K): + s * the frozen sync expert's n-way cross-entropy of the
       generated window's lower face against its in-sync and K shifted audios (Wav2Lip's
-      expert sync loss, in the judge's own n-way form, temperature `sync_temperature`).
+      expert sync loss, in the judge's own n-way form, temperature `sync_temperature`), the
+      frames Gaussian-blurred by `sync_blur_sigma` px for the judge (validation: unblurred).
     Validation with windows adds, for the model, the static still (repeated) and the real
     frames, the judge's window confidence `*_sync_conf` = mean(d_shifted) - d_sync per window
     (the per-window form of LSE-C; above 0 = the in-sync audio matches best) and its accuracy
@@ -172,6 +179,7 @@ class GeneratorTask(ImageTask):
     mouth_weight: float = 0.0
     sync_weight: float = 0.0
     sync_temperature: float = 0.1
+    sync_blur_sigma: float = 0.0
     best: str = "l1"
     judge_path: Optional[str] = None  # the sync expert of the sync loss/validation: None = none, '' = the shipped one
     name: str = dataclasses.field(default="generator", init=False)
@@ -199,7 +207,8 @@ class GeneratorTask(ImageTask):
                                   f"data.sync_negatives >= 1 (have {window} and {negatives})")
             judge = str(t.get("sync_expert", "") or "")
         return cls(mse_warmup_steps=warmup, mouth_weight=float(t.get("mouth_weight", 0.0)), sync_weight=sync_weight,
-                   sync_temperature=float(t.get("sync_temperature", 0.1)), best=best, judge_path=judge)
+                   sync_temperature=float(t.get("sync_temperature", 0.1)), best=best, judge_path=judge,
+                   sync_blur_sigma=float(t.get("sync_blur_sigma", 0.0)))
 
     @property
     def judge(self) -> Optional[Judge]:
@@ -249,7 +258,8 @@ class GeneratorTask(ImageTask):
             metrics["mouth_l1"] = mouth
             loss = loss + self.mouth_weight * mouth
         if self.sync_weight > 0:
-            d_pos, d_neg = self.judge.distances(pred, batch["sync_audio"], batch["sync_audio_shifted"])
+            d_pos, d_neg = self.judge.distances(pred, batch["sync_audio"], batch["sync_audio_shifted"],
+                                                self.sync_blur_sigma)
             logits = -jnp.concatenate([d_pos[:, None], d_neg], axis=1) / self.sync_temperature
             sync = -jnp.mean(jax.nn.log_softmax(logits, axis=1)[:, 0])
             metrics["sync_loss"] = sync
