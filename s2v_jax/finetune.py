@@ -107,7 +107,8 @@ def split_tracks(videos: Sequence[Dict[str, Any]], holdout: float = HOLDOUT):
 
 
 def finetune_config(base: ml_collections.ConfigDict, *, steps: int, learning_rate: float, batch_size: int,
-                    eval_every: int, videos: Sequence[str], base_path: str) -> ml_collections.ConfigDict:
+                    eval_every: int, videos: Sequence[str], base_path: str,
+                    progress: bool = True) -> ml_collections.ConfigDict:
     """The base model's config with fine-tuning's training settings."""
     config = ml_collections.ConfigDict(base.to_dict())
     t = config.train
@@ -120,7 +121,7 @@ def finetune_config(base: ml_collections.ConfigDict, *, steps: int, learning_rat
     t.eval_every = t.checkpoint_every = int(eval_every)
     t.keep_checkpoints = 2
     t.early_stopping_patience = 0
-    t.progress_bar = True
+    t.progress_bar = bool(progress)
     t.parallel = "pmap"
     config.data.num_workers = 0
     config.data.dataset = "in-memory speaker tracks"
@@ -168,7 +169,8 @@ def finetune(videos: Sequence[str], workdir: str, *, checkpoint: Optional[str] =
         raise DataError(f"{', '.join(videos)}: no face track of {MIN_PART_FRAMES}+ frames before the held-out end")
     bs, d = int(batch_size or base_config.train.batch_size), jax.local_device_count()
     config = finetune_config(base_config, steps=steps, learning_rate=learning_rate, batch_size=max(d, bs - bs % d),
-                             eval_every=eval_every, videos=videos, base_path=os.path.abspath(base_path))
+                             eval_every=eval_every, videos=videos, base_path=os.path.abspath(base_path),
+                             progress=progress)
     stride, min_distance = int(config.data.frame_stride), int(config.data.min_identity_distance)
     # short held-out parts: identity frames at least min_distance away must exist inside them
     val_distance = min(min_distance, max(1, min(len(p["frames"]) for p in val_parts) // 3))

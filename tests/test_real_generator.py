@@ -251,7 +251,7 @@ def test_generate_without_checkpoint_makes_a_real_photos_video(real_data, tmp_pa
     soundfile.write(str(speech), wav, 16000, subtype="PCM_16")
     proc = subprocess.run([sys.executable, "-m", "s2v_jax.cli", "generate", "--image",
                            str(real_data / "stills/portrait_a.jpg"), "--audio", str(speech), "--out", str(out),
-                           "--no-progress"], capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
+                           "--no-progress"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = video.probe(str(out))
     assert info.has_audio and abs(info.duration - 2.0) < 0.2, info
@@ -291,3 +291,18 @@ def test_pip_install_in_a_fresh_venv_carries_both_shipped_models(tmp_path):
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["file"].startswith(str(venv)), out  # the installed copy, not the checkout
     assert out["size"] == 112
+
+
+def test_redub_and_stream_without_checkpoint_use_the_shipped_generator(media, tmp_path):
+    from s2v_jax.inference.generator import FrameGenerator
+    from s2v_jax.inference.redub import redub_video
+    from s2v_jax.media import video
+
+    out = tmp_path / "dub.mp4"
+    redub_video(None, media["talk"], media["speech"], str(out), progress=False)
+    assert video.probe(str(out)).has_audio
+    from s2v_jax.cli import build_parser
+
+    args = build_parser().parse_args(["stream", "--image", "x.jpg", "--audio", "a.wav", "--out", "o.mp4"])
+    assert args.checkpoint is None  # stream falls back to FrameGenerator.from_checkpoint(None), as below
+    assert FrameGenerator.from_checkpoint(None).config.model.residual_region

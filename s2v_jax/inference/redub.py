@@ -369,7 +369,7 @@ def redub_video(checkpoint, video_path, audio_path, out_path, *, face_index: int
         raise MediaError(f"cannot write {out_path}: folder {out_dir} does not exist; create it first")
     probe(video_path)  # unreadable or truncated files fail here, before the checkpoint loads
     generator = checkpoint if isinstance(checkpoint, FrameGenerator) else FrameGenerator.from_checkpoint(
-        os.fspath(checkpoint), deblur_checkpoint=deblur, batch_size=batch_size)
+        None if checkpoint is None else os.fspath(checkpoint), deblur_checkpoint=deblur, batch_size=batch_size)
     faces = track_video(video_path, generator.num_identity_images, face_index, progress, **tracker_kwargs)
     for note in faces.warnings:
         warnings.warn(note, stacklevel=2)
