@@ -62,7 +62,7 @@ def get_config():
     t.sync_weight = 0.03           # + 0.03 * the judge's n-way cross-entropy (ln 5 = 1.61 at chance); 0.1 games the judge
     t.sync_temperature = 0.1       # the judge's training temperature
     t.sync_blur_sigma = 1.0        # the judge sees the generated frames blurred by 1 px: no gain from dots
-    t.sync_expert = ""             # '' = the judge shipped in the package
+    t.sync_expert = ""             # '' = the judge shipped in the package, else an exported judge (s2v export)
     t.best_metric = "mouth_l1"     # keep the checkpoint whose mouths are closest to the real ones
     t.log_every = 50
     t.eval_every = 500

@@ -113,7 +113,7 @@ def test_mouth_weight_and_the_judges_sync_loss_enter_the_loss_and_reach_the_audi
     plain = get_task(_config(**{"train.mouth_weight": 0.0, "train.sync_weight": 0.0, "train.mse_warmup_steps": 0}))
     full, (metrics, _) = task.loss(state, state.params, batch, key=jax.random.PRNGKey(0), axis_name=None)
     base = loss_of(plain)(state.params)
-    expected = base + 4.0 * metrics["mouth_l1"] + 0.1 * metrics["sync_loss"]
+    expected = base + cfg.train.mouth_weight * metrics["mouth_l1"] + cfg.train.sync_weight * metrics["sync_loss"]
     np.testing.assert_allclose(float(full), float(expected), rtol=1e-5)
     assert 0.2 < float(metrics["sync_loss"]) < 10
     g_sync = jax.grad(lambda p: task.loss(state, p, batch, key=jax.random.PRNGKey(0), axis_name=None)[1][0]

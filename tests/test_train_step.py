@@ -171,7 +171,8 @@ def test_eval_step_with_fixed_output_model(side):
                 "l1": 0.1 * b, "psnr": 20.0 * b, "ssim": b * (2 * 0.5 * 0.6 + c1) / (0.25 + 0.36 + c1),
                 "static_l1": 0.2 * b, "static_psnr": b * 10 * math.log10(1 / 0.04),
                 "static_ssim": b * (2 * 0.4 * 0.6 + c1) / (0.16 + 0.36 + c1),
-                "l1_to_static": 0.1 * b}  # |0.5 - 0.4|: how far the output is from the still
+                "l1_to_static": 0.1 * b,  # |0.5 - 0.4|: how far the output is from the still
+                "mouth_l1": 0.1 * b, "static_mouth_l1": 0.2 * b}  # the same, in the mouth box
     assert sorted(out) == sorted(expected)
     for k, v in expected.items():
         np.testing.assert_allclose(out[k], v, rtol=1e-4, err_msg=k)  # float32 means over 37k pixels

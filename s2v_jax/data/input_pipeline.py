@@ -202,8 +202,7 @@ class MakeSample(grain.RandomMapTransform):
             target, identity = augment_pair(rng, target, identity)
         out = {"mfcc": audio, "identity": identity, "target": target}
         if self.sync_negatives > 0:
-            from s2v_jax.data.sync_inputs import audio_input
-            from s2v_jax.data.sync_samples import shift_candidates
+            from s2v_jax.data.sync_inputs import audio_input, shift_candidates
 
             candidates = shift_candidates(t, n, 2, 15)
             k = self.sync_negatives

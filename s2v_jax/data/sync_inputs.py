@@ -12,6 +12,8 @@ For video frame k (25 fps), both covering 0.2 s centred on k / 25 s:
 import cv2
 import numpy as np
 
+from s2v_jax.errors import DataError
+
 CROP = 112
 WINDOW_STEPS = 35  # MFCC steps of a generator window (audio.WINDOW_STEPS)
 AUDIO_STEPS = 20  # 0.2 s of MFCC
@@ -50,3 +52,16 @@ def resize_crops(frames: np.ndarray, size: int = CROP) -> np.ndarray:
     if frames.shape[1:3] == (size, size):
         return frames
     return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in frames])
+
+
+def shift_candidates(centre: int, num_frames: int, min_offset: int, max_offset: int) -> np.ndarray:
+    """Shifts s with min_offset <= |s| <= max_offset and 0 <= centre + s < num_frames
+    (falling back to any non-zero shift inside the track when the track is short)."""
+    s = np.arange(-max_offset, max_offset + 1)
+    s = s[(np.abs(s) >= max(1, min_offset)) & (centre + s >= 0) & (centre + s < num_frames)]
+    if len(s) == 0:
+        s = np.arange(-centre, num_frames - centre)
+        s = s[s != 0]
+    if len(s) == 0:
+        raise DataError(f"a {num_frames}-frame track has no shifted audio for the sync expert (needs >= 2 frames)")
+    return s

@@ -33,8 +33,7 @@ import numpy as np
 
 from s2v_jax.data import input_pipeline
 from s2v_jax.data.input_pipeline import sample_index
-from s2v_jax.data.sync_inputs import audio_input, frame_indices, video_input
-from s2v_jax.errors import DataError
+from s2v_jax.data.sync_inputs import audio_input, frame_indices, shift_candidates, video_input
 from tfds_builders.common import decode_frame, decode_text
 
 Batch = Dict[str, Any]
@@ -46,19 +45,6 @@ def _frame(frames, j: int) -> np.ndarray:
     if isinstance(x, (bytes, np.bytes_)):
         return decode_frame(x)
     return np.asarray(x)
-
-
-def shift_candidates(centre: int, num_frames: int, min_offset: int, max_offset: int) -> np.ndarray:
-    """Shifts s with min_offset <= |s| <= max_offset and 0 <= centre + s < num_frames
-    (falling back to any non-zero shift inside the track when the track is short)."""
-    s = np.arange(-max_offset, max_offset + 1)
-    s = s[(np.abs(s) >= max(1, min_offset)) & (centre + s >= 0) & (centre + s < num_frames)]
-    if len(s) == 0:
-        s = np.arange(-centre, num_frames - centre)
-        s = s[s != 0]
-    if len(s) == 0:
-        raise DataError(f"a {num_frames}-frame track has no shifted audio for the sync expert (needs >= 2 frames)")
-    return s
 
 
 def _jitter(rng: np.random.Generator, video: np.ndarray) -> np.ndarray:

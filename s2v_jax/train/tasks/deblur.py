@@ -4,14 +4,13 @@ net predicts the sharp crop, L1. Its baseline is the blurred input itself.
 """
 
 import dataclasses
-import math
 from typing import Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 
 from s2v_jax.errors import ConfigError
-from s2v_jax.train.tasks.generator import ImageTask, image_eval_sums, l1_loss, to_float_image
+from s2v_jax.train.tasks.generator import ImageTask, gaussian_blur, image_eval_sums, l1_loss, to_float_image
 
 DEFAULT_BLUR_SIGMA = (0.5, 2.5)
 
@@ -29,31 +28,6 @@ def blur_sigmas(key, ids, sigma_range):
     """One sigma per example, uniform in `sigma_range`, drawn from `fold_in(key, id)`."""
     lo, hi = float(sigma_range[0]), float(sigma_range[1])
     return jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i), (), jnp.float32, lo, hi))(ids)
-
-
-def gaussian_blur(images, sigmas, max_sigma: float):
-    """Separable Gaussian blur with a per-image sigma: `[B, H, W, C]`, `[B]` -> `[B, H, W, C]`.
-
-    The kernel has radius ceil(3 * max_sigma) taps, normalised per image; the
-    borders are reflected. Applied as a sum of shifted, weighted copies (a conv).
-    """
-    radius = max(1, int(math.ceil(3.0 * max_sigma)))
-    offsets = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
-    taps = jnp.exp(-0.5 * jnp.square(offsets[None, :] / jnp.maximum(sigmas[:, None], 1e-3)))
-    taps = taps / taps.sum(axis=1, keepdims=True)  # [B, 2r+1]
-
-    def blur_axis(x, axis):
-        n = x.shape[axis]
-        pad = [(0, 0)] * x.ndim
-        pad[axis] = (radius, radius)
-        xp = jnp.pad(x, pad, mode="reflect")
-        out = jnp.zeros_like(x)
-        for k in range(2 * radius + 1):
-            window = jax.lax.slice_in_dim(xp, k, k + n, axis=axis)
-            out = out + taps[:, k, None, None, None] * window
-        return out
-
-    return blur_axis(blur_axis(images, 1), 2)
 
 
 @dataclasses.dataclass(frozen=True)

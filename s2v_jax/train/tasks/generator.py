@@ -11,6 +11,7 @@ the same registered face crop). Baseline: the first still itself ('static').
 """
 
 import dataclasses
+import math
 import functools
 from typing import Any, Optional, Tuple
 
@@ -39,6 +40,31 @@ def resize_to(images, size: Tuple[int, int]):
         return images
     return jax.image.resize(images, (images.shape[0],) + tuple(size) + images.shape[3:], "linear",
                             antialias=True)
+
+
+def gaussian_blur(images, sigmas, max_sigma: float):
+    """Separable Gaussian blur with a per-image sigma: `[B, H, W, C]`, `[B]` -> `[B, H, W, C]`.
+
+    The kernel has radius ceil(3 * max_sigma) taps, normalised per image; the
+    borders are reflected. Applied as a sum of shifted, weighted copies (a conv).
+    """
+    radius = max(1, int(math.ceil(3.0 * max_sigma)))
+    offsets = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
+    taps = jnp.exp(-0.5 * jnp.square(offsets[None, :] / jnp.maximum(sigmas[:, None], 1e-3)))
+    taps = taps / taps.sum(axis=1, keepdims=True)  # [B, 2r+1]
+
+    def blur_axis(x, axis):
+        n = x.shape[axis]
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (radius, radius)
+        xp = jnp.pad(x, pad, mode="reflect")
+        out = jnp.zeros_like(x)
+        for k in range(2 * radius + 1):
+            window = jax.lax.slice_in_dim(xp, k, k + n, axis=axis)
+            out = out + taps[:, k, None, None, None] * window
+        return out
+
+    return blur_axis(blur_axis(images, 1), 2)
 
 
 def l1_loss(pred, target):
@@ -122,16 +148,23 @@ class Judge:
     @classmethod
     @functools.lru_cache(maxsize=4)
     def load(cls, path: str = ""):
-        """The judge at `path` ('' = the one shipped in the package), loaded once per process."""
-        from s2v_jax.evaluation.sync_expert import SyncExpert
+        """The exported judge at `path` (`s2v export`; '' = the one shipped in the package),
+        loaded once per process."""
+        from s2v_jax import assets
+        from s2v_jax.models.syncnet import build_syncnet
+        from s2v_jax.train import export
 
-        with jax.ensure_compile_time_eval():  # first use may come while a step is traced: load eagerly
-            expert = SyncExpert.from_checkpoint(path or None)
-        if int(expert.config.model.num_frames) != 5 or not bool(expert.config.model.grayscale):
+        path = path or assets.SYNC_EXPERT
+        if not export.is_exported(path):
+            raise ConfigError(f"train.sync_expert {path} is not an exported sync expert; export a trained one "
+                              "first (s2v export --checkpoint W --out DIR) or leave it '' for the shipped judge")
+        config, variables = export.load_exported(path)
+        if config.get("task") != "sync" or int(config.model.num_frames) != 5 or not bool(config.model.grayscale):
             raise ConfigError("the generator's sync loss needs a 5-frame grey sync expert (configs/syncnet_real.py)")
+        variables = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
         # numpy, not jnp: loaded on first use, maybe while a step is traced, where jnp values would be tracers
-        variables = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), expert.variables)
-        return cls(expert.model, variables, int(expert.config.model.lower_face_top))
+        variables = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), variables)
+        return cls(build_syncnet(config), variables, int(config.model.lower_face_top))
 
     def distances(self, frames, audio, shifted, blur_sigma: float = 0.0):
         """frames [B, 5, S, S, 3] float, audio [B, 12, 20, 1], shifted [B, K, 12, 20, 1]
@@ -139,7 +172,6 @@ class Judge:
         blur_sigma > 0: the judge sees the frames Gaussian-blurred (pixels), so that a generator
         trained against it gains nothing from pixel-sized patterns, only from the mouth's shape."""
         from s2v_jax.models.syncnet import SyncNet
-        from s2v_jax.train.tasks.deblur import gaussian_blur
 
         frames = resize_to(frames.reshape((-1,) + frames.shape[2:]), (112, 112)).reshape(frames.shape[:2] + (112, 112, 3))
         video = _to_judge_video(frames, self.lower_face_top)
