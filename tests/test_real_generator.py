@@ -134,6 +134,7 @@ def test_sync_loss_needs_five_frame_windows():
         get_task(_config(**{"train.best_metric": "psnr"}))
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_the_judge_scores_real_windows_above_the_still(real_data):
     """On a real clip the frozen judge's window confidence is higher for the real frames
