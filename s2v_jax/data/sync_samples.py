@@ -32,7 +32,6 @@ import ml_collections
 import numpy as np
 
 from s2v_jax.data import input_pipeline
-from s2v_jax.data.input_pipeline import sample_index
 from s2v_jax.data.sync_inputs import audio_input, frame_indices, shift_candidates, video_input
 from tfds_builders.common import decode_frame, decode_text
 
@@ -115,26 +114,15 @@ class MakeSyncSample(grain.RandomMapTransform):
         return out
 
 
-class ArrayTracks(grain.RandomAccessDataSource):
-    """In-memory tracks as a grain source with TrackSamples' element format.
+class ArrayTracks(input_pipeline.ArrayTrackSamples):
+    """In-memory tracks as a grain source with TrackSamples' element format: every
+    `stride`-th frame is a centre (no identity-distance rule: the expert has no identity input).
 
     tracks: sequence of {'frames': uint8 [T, 112, 112, 3], 'mfcc': float32 [T, 12, 35]}.
     """
 
     def __init__(self, tracks: Sequence[Dict[str, np.ndarray]], stride: int = 1):
-        self.tracks = [{"frames": np.asarray(t["frames"]), "mfcc": np.asarray(t["mfcc"], np.float32),
-                        "num_frames": len(t["frames"])} for t in tracks]
-        self.records, self.frames = sample_index([t["num_frames"] for t in self.tracks], stride, 0)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int) -> Dict[str, Any]:
-        r = int(self.records[i])
-        return {"example": self.tracks[r], "record": r, "frame": int(self.frames[i])}
-
-    def __repr__(self) -> str:
-        return f"ArrayTracks(tracks={len(self.tracks)}, samples={len(self)})"
+        super().__init__(tracks, stride, 0, name="sync tracks")
 
 
 def make_loader(source, config: ml_collections.ConfigDict, *, batch_size: int, seed: int, augment: bool,
