@@ -25,6 +25,7 @@ from s2v_jax.models import build_model, input_shapes
 from s2v_jax.models.generator import Speech2Vid
 from s2v_jax.train import metrics as metrics_lib
 from s2v_jax.train.tasks.base import Task, apply_model
+from s2v_jax.train.tasks.sync import SyncTask, _distance
 
 
 def to_float_image(x):
@@ -181,8 +182,7 @@ class Judge:
         b, k = shifted.shape[:2]
         a = self.model.apply(self.variables, jnp.concatenate([audio, shifted.reshape((b * k,) + audio.shape[1:])]),
                              method=SyncNet.embed_audio)
-        dist = lambda x, y: jnp.sqrt(jnp.sum(jnp.square(x - y), axis=-1) + 1e-12)  # noqa: E731
-        return dist(v, a[:b]), dist(v[:, None], a[b:].reshape((b, k, -1)))
+        return _distance(v, a[:b]), _distance(v[:, None], a[b:].reshape((b, k, -1)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,8 +292,7 @@ class GeneratorTask(ImageTask):
         if self.sync_weight > 0:
             d_pos, d_neg = self.judge.distances(pred, batch["sync_audio"], batch["sync_audio_shifted"],
                                                 self.sync_blur_sigma)
-            logits = -jnp.concatenate([d_pos[:, None], d_neg], axis=1) / self.sync_temperature
-            sync = -jnp.mean(jax.nn.log_softmax(logits, axis=1)[:, 0])
+            sync = SyncTask(loss_type="nway", temperature=self.sync_temperature).per_window_loss(d_pos, d_neg).mean()
             metrics["sync_loss"] = sync
             loss = loss + self.sync_weight * sync
         return loss, (metrics, stats)
