@@ -22,6 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
     m.bn_momentum = 0.9             # BatchNorm running-average momentum (flax convention: weight of the old value)
     m.bn_epsilon = 1e-5             # BatchNorm variance epsilon
     m.identity_residual = False     # not in the paper: output sigmoid(logit(first still) + decoder), a change to the still
+    m.warp = 0.0                    # not in the paper: with identity_residual, warp the still by a predicted flow of at most this many px first
 
     config.data = d = ml_collections.ConfigDict()
     d.dataset = "registered_faces/lrs2"  # TFDS name[/config] of the registered corpus
@@ -44,6 +45,8 @@ def get_config() -> ml_collections.ConfigDict:
     t.schedule = "constant"         # learning-rate schedule: 'constant' (paper) or 'cosine'
     t.warmup_steps = 0              # linear warm-up steps before the schedule
     t.mse_warmup_steps = 0          # first steps on squared error, then L1 (0 = the paper's L1 throughout)
+    t.lip_weight = 0.0              # not in the paper: weight of the lip-warp landmark loss (needs model.warp > 0)
+    t.init_from = ""                # start a new run from this model's weights ('shipped', a workdir or an export); '' = random
     t.parallel = "pmap"             # data parallelism: 'pmap' (per-device step) or 'mesh' (jit + NamedSharding)
     t.seed = 0                      # parameter initialisation seed
     t.log_every = 100               # steps between metric logs (host syncs happen only here)

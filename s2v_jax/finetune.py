@@ -47,8 +47,9 @@ def _video_hash(path: str) -> str:
 
 
 def speaker_tracks(video_path: str, cache_dir: str, progress: bool = True) -> Dict[str, Any]:
-    """{'tracks': [{'frames', 'mfcc', 'start'}], 'num_frames': F, 'skipped': [...]} of one video,
-    from the cache when this video (path, size, mtime) was tracked before."""
+    """{'tracks': [{'frames', 'mfcc', 'landmarks', 'start'}], 'num_frames': F, 'skipped': [...]} of one
+    video, from the cache when this video (path, size, mtime) was tracked before (a cache file of an
+    earlier version, without landmarks, is tracked again)."""
     from s2v_jax.data.preprocess import preprocess_video
 
     if not os.path.isfile(video_path):
@@ -59,10 +60,12 @@ def speaker_tracks(video_path: str, cache_dir: str, progress: bool = True) -> Di
     if os.path.exists(cache):
         with np.load(cache, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
-            tracks = [{"frames": z[f"frames_{i}"], "mfcc": z[f"mfcc_{i}"], "start": s}
-                      for i, s in enumerate(meta["starts"])]
-        log.info("%s: %d face tracks from the cache %s", video_path, len(tracks), cache)
-        return {"tracks": tracks, "num_frames": meta["num_frames"], "skipped": meta["skipped"]}
+            if all(f"landmarks_{i}" in z.files for i in range(len(meta["starts"]))):
+                tracks = [{"frames": z[f"frames_{i}"], "mfcc": z[f"mfcc_{i}"], "landmarks": z[f"landmarks_{i}"],
+                           "start": s} for i, s in enumerate(meta["starts"])]
+                log.info("%s: %d face tracks from the cache %s", video_path, len(tracks), cache)
+                return {"tracks": tracks, "num_frames": meta["num_frames"], "skipped": meta["skipped"]}
+        log.info("%s: the cache %s has no landmarks (an earlier version); tracking again", video_path, cache)
     pre = preprocess_video(video_path, progress=progress)
     if not pre.tracks:
         raise NoFaceError(f"{video_path}: no face track to fine-tune on ({pre.no_face_reason}); "
@@ -75,10 +78,10 @@ def speaker_tracks(video_path: str, cache_dir: str, progress: bool = True) -> Di
                             "reason": f"face {w:.0f} px wide, under {MIN_FACE_FRACTION:.0%} of the largest ({max(widths):.0f} px)"})
             continue
         keep.append({"frames": t.crops, "mfcc": pre.mfcc_windows[t.start_frame:t.start_frame + len(t.crops)],
-                     "start": int(t.start_frame)})
+                     "landmarks": np.asarray(t.landmarks, np.float16), "start": int(t.start_frame)})
     arrays = {}
     for i, t in enumerate(keep):
-        arrays[f"frames_{i}"], arrays[f"mfcc_{i}"] = t["frames"], t["mfcc"]
+        arrays[f"frames_{i}"], arrays[f"mfcc_{i}"], arrays[f"landmarks_{i}"] = t["frames"], t["mfcc"], t["landmarks"]
     meta = {"starts": [t["start"] for t in keep], "num_frames": int(pre.num_frames), "skipped": skipped}
     tmp = cache + f".partial{os.getpid()}.npz"
     np.savez(tmp, meta=json.dumps(meta), **arrays)
@@ -101,7 +104,7 @@ def split_tracks(videos: Sequence[Dict[str, Any]], holdout: float = HOLDOUT):
             k = min(max(cut - s, 0), n)  # frames of this track before the cut
             for part, lo, hi in ((train, 0, k), (val, k, n)):
                 if hi - lo >= MIN_PART_FRAMES:
-                    part.append({"frames": t["frames"][lo:hi], "mfcc": t["mfcc"][lo:hi]})
+                    part.append({k: t[k][lo:hi] for k in ("frames", "mfcc", "landmarks") if k in t})
         offset += int(v["num_frames"])
     return train, val
 

@@ -128,13 +128,16 @@ class TrackSamples(grain.RandomAccessDataSource):
 class ArrayTrackSamples(grain.RandomAccessDataSource):
     """In-memory face tracks as a grain source with TrackSamples' elements (fine-tuning, tests).
 
-    tracks: sequence of {'frames': uint8 [T, 112, 112, 3], 'mfcc': float32 [T, 12, 35]};
+    tracks: sequence of {'frames': uint8 [T, 112, 112, 3], 'mfcc': float32 [T, 12, 35]
+    [, 'landmarks': [T, 478, 2] crop pixels]};
     samples as `sample_index(.., stride, min_distance)`. `name` names it in grain's resume
     check (a saved loader state resumes only on the same tracks)."""
 
     def __init__(self, tracks, stride: int, min_distance: int, name: str = "tracks"):
         self.tracks = [{"frames": np.asarray(t["frames"]), "mfcc": np.asarray(t["mfcc"], np.float32),
-                        "num_frames": len(t["frames"])} for t in tracks]
+                        "num_frames": len(t["frames"]),
+                        **({"landmarks": np.asarray(t["landmarks"], np.float32)} if "landmarks" in t else {})}
+                       for t in tracks]
         self.records, self.frames = sample_index([t["num_frames"] for t in self.tracks], stride, min_distance)
         self._name = name
 
@@ -177,13 +180,18 @@ class MakeSample(grain.RandomMapTransform):
     [w, 112, 112, 3]. With `sync_negatives` K > 0 it also carries the sync
     expert's audio of t ('sync_audio' [12, 20, 1]) and of K distinct shifts of
     2-15 frames inside the track ('sync_audio_shifted' [K, 12, 20, 1]), for the
-    generator's sync loss (GeneratorTask)."""
+    generator's sync loss (GeneratorTask). With `landmarks` (the lip-warp loss)
+    also the 40 lip landmarks (x, y in crop pixels, metrics.MOUTH_POINTS) of the
+    first identity frame ('identity_lips' [40, 2]) and of the targets
+    ('target_lips' [w, 40, 2] or [40, 2]) and the targets' inter-ocular
+    distances ('target_iod' [w] or []), mirrored with the images."""
 
     def __init__(self, num_identity: int, min_distance: int, augment: bool, debug: bool = False,
-                 window: int = 1, sync_negatives: int = 0):
+                 window: int = 1, sync_negatives: int = 0, landmarks: bool = False):
         self.num_identity, self.min_distance = num_identity, min_distance
         self.augment, self.debug = augment, debug
         self.window, self.sync_negatives = int(window), int(sync_negatives)
+        self.landmarks = bool(landmarks)
 
     def random_map(self, element: Dict[str, Any], rng: np.random.Generator) -> Dict[str, np.ndarray]:
         ex, t = element["example"], element["frame"]
@@ -196,11 +204,15 @@ class MakeSample(grain.RandomMapTransform):
             target = np.stack([_decode(ex["frames"][j]) for j in idx])
             audio = np.asarray(mfcc[idx], np.float32)[..., None]
         else:
+            idx = t
             target = _decode(ex["frames"][t])
             audio = np.asarray(mfcc[t], np.float32)[..., None]
+        flip = False
         if self.augment:
-            target, identity = augment_pair(rng, target, identity)
+            target, identity, flip = augment_pair(rng, target, identity, return_flip=True)
         out = {"mfcc": audio, "identity": identity, "target": target}
+        if self.landmarks:
+            out.update(lip_inputs(ex, ids[0], idx, target.shape[-2], flip))
         if self.sync_negatives > 0:
             from s2v_jax.data.sync_inputs import audio_input, shift_candidates
 
@@ -216,10 +228,32 @@ class MakeSample(grain.RandomMapTransform):
         return out
 
 
-def augment_pair(rng: np.random.Generator, target: np.ndarray, identity: np.ndarray):
+def lip_inputs(example, identity_frame: int, target_frames, width: int, flip: bool) -> Dict[str, np.ndarray]:
+    """'identity_lips', 'target_lips', 'target_iod' of MakeSample from a track's 'landmarks'
+    [T, 478, 2] (crop pixels); `flip`: mirrored as the images are (x -> width - x)."""
+    from s2v_jax.evaluation import metrics
+
+    if "landmarks" not in example:
+        raise DataError("the lip-warp loss (train.lip_weight) needs face landmarks in every track; "
+                        "this data has none (rebuild the dataset, or set train.lip_weight=0)")
+    lm = example["landmarks"]
+    lips = list(metrics.MOUTH_POINTS)
+    ident = np.asarray(lm[identity_frame], np.float32)[lips]
+    target = np.asarray(lm[target_frames], np.float32)
+    iod = metrics.inter_ocular_distance(target).astype(np.float32)
+    target = target[..., lips, :]
+    if flip:
+        ident, target = ident.copy(), target.copy()
+        ident[..., 0] = width - ident[..., 0]
+        target[..., 0] = width - target[..., 0]
+    return {"identity_lips": ident, "target_lips": target, "target_iod": iod}
+
+
+def augment_pair(rng: np.random.Generator, target: np.ndarray, identity: np.ndarray, return_flip: bool = False):
     """One random brightness/contrast change and horizontal flip, the same for
     target and identity frames (a mirror keeps the centred mouth in place).
-    Images are [..., H, W, C]: a window of targets [w, H, W, 3] flips as one."""
+    Images are [..., H, W, C]: a window of targets [w, H, W, 3] flips as one.
+    `return_flip`: also whether this draw mirrored them (for their landmarks)."""
     contrast, brightness = rng.uniform(0.8, 1.2), rng.uniform(-20.0, 20.0)
     flip = rng.random() < 0.5
 
@@ -227,6 +261,8 @@ def augment_pair(rng: np.random.Generator, target: np.ndarray, identity: np.ndar
         y = np.clip((x.astype(np.float32) - 128.0) * contrast + 128.0 + brightness, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(y[..., ::-1, :]) if flip else y
 
+    if return_flip:
+        return jitter(target), jitter(identity), flip
     return jitter(target), jitter(identity)
 
 
@@ -296,7 +332,8 @@ def build_loader(source, transform, *, batch_size: int, seed: int, workers: int 
 def _make_sample(config, augment: bool, debug: bool) -> "MakeSample":
     return MakeSample(int(config.model.num_identity_images), int(config.data.min_identity_distance), augment, debug,
                       window=int(config.data.get("window_frames", 1)),
-                      sync_negatives=int(config.data.get("sync_negatives", 0)))
+                      sync_negatives=int(config.data.get("sync_negatives", 0)),
+                      landmarks=float(config.train.get("lip_weight", 0.0)) > 0)
 
 
 def create_train_loader(config, *, process_index: int = 0, process_count: int = 1, debug: bool = False) -> Loader:

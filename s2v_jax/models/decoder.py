@@ -15,6 +15,7 @@ top of the still's own logits, see `identity_residual`).
 from typing import Any, Callable, Dict, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from s2v_jax.models.layers import resize_bilinear_align_corners, scaled
@@ -70,6 +71,9 @@ class TransposedDecoder(nn.Module):
     dtype: Any = jnp.float32
     zero_init_output: bool = False  # start the output conv at zero (identity-residual models start at the still)
     conv_transpose: Callable[..., nn.Module] = nn.ConvTranspose  # layer class (see models.conv_transpose)
+    # Also a 2-channel flow map (dy, dx, raw), from the 53x53 stage resized to the output: a smooth field.
+    # Its conv starts at zero (no motion). The output is then [B, 112, 112, 5]: 3 image logits + 2 flow.
+    flow_output: bool = False
 
     @nn.compact
     def __call__(self, z, skips: Dict[str, jnp.ndarray]):
@@ -87,11 +91,18 @@ class TransposedDecoder(nn.Module):
         x = nn.relu(nn.Conv(w(96), (3, 3), padding=same, name="conv26", **_he(), **kw)(x))
         x = _concat_skip(x, skips, "B", self.skips)
         x = nn.relu(tconv(w(96), (3, 3), (2, 2), padding="VALID", name="up53", **_he(2.25, 9), **kw)(x))
+        flow = None
+        if self.flow_output:
+            flow = nn.Conv(2, (3, 3), padding=same, name="flow", kernel_init=nn.initializers.zeros, **kw)(x)
         x = _concat_skip(x, skips, "A", self.skips)
         x = nn.relu(tconv(w(64), (8, 8), (2, 2), padding="VALID", name="up112", **_he(16, 64), **kw)(x))
         x = nn.relu(nn.Conv(w(32), (3, 3), padding=same, name="conv112", **_he(), **kw)(x))
         out = nn.Conv(3, (3, 3), padding=same, name="out", **_out_init(self.zero_init_output), **kw)
-        return out(x).astype(jnp.float32)
+        out = out(x).astype(jnp.float32)
+        if flow is not None:
+            flow = jax.image.resize(flow.astype(jnp.float32), flow.shape[:1] + out.shape[1:3] + (2,), "linear")
+            out = jnp.concatenate([out, flow], axis=-1)
+        return out
 
 
 class BilinearDecoder(nn.Module):

@@ -35,6 +35,46 @@ def region_mask(size, region, ramp: float = 4.0) -> np.ndarray:
     return (rows[:, None] * cols[None, :])[..., None].astype(np.float32)
 
 
+def warp_image(images, flow):
+    """Backward warp: out[y, x] = images[y + flow[y, x, 0], x + flow[y, x, 1]], bilinear, the border
+    pixels repeated beyond the edge. images [B, H, W, C], flow [B, H, W, 2] in pixels -> [B, H, W, C]."""
+    b, h, w, c = images.shape
+    yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij")
+    y = jnp.clip(yy[None] + flow[..., 0], 0.0, h - 1.0)
+    x = jnp.clip(xx[None] + flow[..., 1], 0.0, w - 1.0)
+    y0, x0 = jnp.floor(y), jnp.floor(x)
+    wy, wx = (y - y0)[..., None], (x - x0)[..., None]
+    y0, x0 = y0.astype(jnp.int32), x0.astype(jnp.int32)
+    y1, x1 = jnp.minimum(y0 + 1, h - 1), jnp.minimum(x0 + 1, w - 1)
+    flat = images.reshape(b, h * w, c)
+
+    def at(yi, xi):
+        idx = (yi * w + xi).reshape(b, h * w, 1)
+        return jnp.take_along_axis(flat, idx, axis=1).reshape(b, h, w, c)
+
+    top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
+    bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
+    return top * (1 - wy) + bottom * wy
+
+
+def sample_points(maps, points):
+    """Bilinear values of maps [B, H, W, C] at points [B, N, 2] given as (x, y) in continuous pixel
+    coordinates (pixel i spans [i, i + 1), as landmarks are stored) -> [B, N, C]; edges clamped."""
+    b, h, w, c = maps.shape
+    x = jnp.clip(points[..., 0] - 0.5, 0.0, w - 1.0)
+    y = jnp.clip(points[..., 1] - 0.5, 0.0, h - 1.0)
+    y0, x0 = jnp.floor(y), jnp.floor(x)
+    wy, wx = (y - y0)[..., None], (x - x0)[..., None]
+    y0, x0 = y0.astype(jnp.int32), x0.astype(jnp.int32)
+    y1, x1 = jnp.minimum(y0 + 1, h - 1), jnp.minimum(x0 + 1, w - 1)
+    flat = maps.reshape(b, h * w, c)
+
+    def at(yi, xi):
+        return jnp.take_along_axis(flat, (yi * w + xi)[..., None], axis=1)
+
+    return (at(y0, x0) * (1 - wx) + at(y0, x1) * wx) * (1 - wy) + (at(y1, x0) * (1 - wx) + at(y1, x1) * wx) * wy
+
+
 class Speech2Vid(nn.Module):
     """MFCC window `[B, 12, 35, 1]` + still(s) `[B, 112, 112, 3 * num_identity_images]`
     (both float, images in [0, 1]) -> frame `[B, S, S, 3]` in [0, 1], S = 112
@@ -55,6 +95,10 @@ class Speech2Vid(nn.Module):
     # With identity_residual: (top, bottom, left, right) of the registered 112x112 crop, the only
     # part the model may change (4 px linear edges); beyond 2 px outside it the output is the still. () = all.
     residual_region: Sequence[int] = ()
+    # Not in the paper: with identity_residual, > 0 also warps the still before the residual change:
+    # the decoder predicts a smooth flow (pixels, at most `warp` px each way, inside residual_region)
+    # that moves the still's own lips and jaw; the output is sigmoid(logit(warped still) + decoder).
+    warp: float = 0.0
     # The transposed decoder's layer class (models.conv_transpose: nn.ConvTranspose or the CPU phase form).
     conv_transpose: Callable[..., nn.Module] = nn.ConvTranspose
 
@@ -67,6 +111,10 @@ class Speech2Vid(nn.Module):
         if self.decoder not in decoders:
             raise ValueError(f"model.decoder must be 'transposed' or 'bilinear', not {self.decoder!r}")
         extra = {"conv_transpose": self.conv_transpose} if self.decoder == "transposed" else {}
+        if self.warp > 0:
+            if self.decoder != "transposed" or not self.identity_residual:
+                raise ValueError("model.warp needs the transposed decoder and model.identity_residual=True")
+            extra["flow_output"] = True
         self.image_decoder = decoders[self.decoder](skips=tuple(self.skips), width=self.width, dtype=self.dtype,
                                                     zero_init_output=self.identity_residual, **extra)
 
@@ -89,21 +137,36 @@ class Speech2Vid(nn.Module):
 
     def decode(self, audio_embedding, identity: IdentityFeatures):
         """Decodes `[B, 256]` audio codes with identity features of batch B or 1."""
+        return self.decode_with_flow(audio_embedding, identity)[0]
+
+    def decode_with_flow(self, audio_embedding, identity: IdentityFeatures):
+        """(frames [B, S, S, 3], flow [B, S, S, 2] in pixels (dy, dx) or None without model.warp)."""
         emb = identity["embedding"].astype(audio_embedding.dtype)
         if emb.shape[0] != audio_embedding.shape[0]:
             emb = jnp.broadcast_to(emb, (audio_embedding.shape[0],) + emb.shape[1:])
         z = jnp.concatenate([audio_embedding, emb], axis=-1)
         logits = self.image_decoder(z, identity)
+        flow = None
+        if self.warp > 0:
+            logits, flow = logits[..., :3], logits[..., 3:]
         if self.identity_residual:
             still = identity["still"]
             if still.shape[1:3] != logits.shape[1:3]:  # v201's 109x109 output
                 still = jax.image.resize(still, still.shape[:1] + logits.shape[1:3] + (3,), "linear")
+            if still.shape[0] != logits.shape[0]:
+                still = jnp.broadcast_to(still, logits.shape[:1] + still.shape[1:])
+            mask = region_mask(logits.shape[1:3], self.residual_region) if self.residual_region else None
+            if flow is not None:
+                flow = self.warp * jnp.tanh(flow / self.warp)  # ~identity for small flows, bounded by `warp`
+                if mask is not None:
+                    flow = flow * mask
+                still = warp_image(still, flow)
             eps = 1e-3
             still = jnp.clip(still, eps, 1.0 - eps)
-            if self.residual_region:
-                logits = logits * region_mask(logits.shape[1:3], self.residual_region).astype(logits.dtype)
+            if mask is not None:
+                logits = logits * mask.astype(logits.dtype)
             logits = logits + jnp.log(still) - jnp.log1p(-still)
-        return nn.sigmoid(logits)
+        return nn.sigmoid(logits), flow
 
     def generate_from_identity(self, mfcc, identity: IdentityFeatures, train: bool = False):
         """Frames for a batch of MFCC windows given cached identity features."""
@@ -112,11 +175,17 @@ class Speech2Vid(nn.Module):
     def generate_windows(self, mfcc, identity, train: bool = False):
         """w consecutive frames per identity: MFCC `[B, w, 12, 35, 1]` + still(s) `[B, 112, 112, 3k]`
         -> `[B, w, S, S, 3]`. The identity is encoded once per sample, not once per frame."""
+        return self.generate_windows_with_flow(mfcc, identity, train)[0]
+
+    def generate_windows_with_flow(self, mfcc, identity, train: bool = False):
+        """(`generate_windows`' frames, the warp's flow `[B, w, S, S, 2]` or None without model.warp)."""
         b, w = mfcc.shape[:2]
         ident = self.encode_identity(identity, train)
         ident = jax.tree_util.tree_map(lambda x: jnp.repeat(x, w, axis=0), ident)
-        frames = self.generate_from_identity(mfcc.reshape((b * w,) + mfcc.shape[2:]), ident, train)
-        return frames.reshape((b, w) + frames.shape[1:])
+        frames, flow = self.decode_with_flow(self.encode_audio(mfcc.reshape((b * w,) + mfcc.shape[2:]), train), ident)
+        if flow is not None:
+            flow = flow.reshape((b, w) + flow.shape[1:])
+        return frames.reshape((b, w) + frames.shape[1:]), flow
 
     def __call__(self, mfcc, identity, train: bool = False):
         return self.generate_from_identity(mfcc, self.encode_identity(identity, train), train)

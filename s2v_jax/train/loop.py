@@ -112,6 +112,37 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         lock.release()
 
 
+def overlay_variables(fresh: Dict[str, Any], path: str, task_name: str) -> Dict[str, Any]:
+    """`fresh` variables with every leaf that `path` (train.init_from: a checkpoint, a work directory,
+    an exported model, or 'shipped' for the package's generator) has at the same place and shape
+    replaced by its value; the rest (layers the new config adds, e.g. the warp's flow head) keep
+    their initialisation. A TrainingError if nothing at all matches."""
+    from flax import traverse_util
+
+    if path == "shipped":
+        from s2v_jax import assets
+
+        path = assets.GENERATOR
+    _, loaded = checkpointing.load_checkpoint(path, tasks=(task_name,),
+                                              hint=f"train.init_from must be a {task_name} model")
+    out, copied, kept = {}, 0, []
+    for col, tree in fresh.items():
+        flat = traverse_util.flatten_dict(jax.device_get(tree) if tree else {})
+        src = traverse_util.flatten_dict(loaded.get(col, {}) or {})
+        for k, v in flat.items():
+            if k in src and np.shape(src[k]) == np.shape(v):
+                flat[k] = np.asarray(src[k], np.asarray(v).dtype)
+                copied += 1
+            else:
+                kept.append("/".join((col,) + tuple(k)))
+        out[col] = traverse_util.unflatten_dict(flat) if flat else tree
+    if copied == 0:
+        raise TrainingError(f"train.init_from {path}: none of its weights fit this model")
+    logging.info("initialised from %s: %d arrays copied, %d new (%s)", path, copied, len(kept),
+                 ", ".join(kept[:6]) + (" ..." if len(kept) > 6 else ""))
+    return out
+
+
 def _restore_newest_good(ckpt, target):
     """(state, data_state, meta, step) of the newest periodic checkpoint that reads back; a damaged
     newer one is moved aside (`<step>.damaged`) with a warning naming it."""
@@ -140,6 +171,10 @@ def _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn, i
     latest = ckpt.latest_step()
     if latest is None and initial_variables is not None:
         host_state = state_from_variables(config, model, initial_variables)
+    elif latest is None and t.get("init_from", ""):
+        fresh = create_train_state(config, model, jax.random.PRNGKey(int(t.seed)), task)
+        variables = {"params": fresh.params, "batch_stats": fresh.batch_stats}
+        host_state = state_from_variables(config, model, overlay_variables(variables, str(t.init_from), task.name))
     elif latest is None:
         host_state = create_train_state(config, model, jax.random.PRNGKey(int(t.seed)), task)
     else:

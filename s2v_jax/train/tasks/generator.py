@@ -137,6 +137,28 @@ def _to_judge_video(frames, top: int):
     return jnp.transpose(grey[:, :, top:, :], (0, 2, 3, 1)) * 255.0
 
 
+def lip_distances(flow, batch):
+    """Where the warp takes the still's lips, against the real lips: per frame [b*w] (model, static).
+
+    The flow (dy, dx) [b, w, S, S, 2] is a backward warp: output pixel q shows the still at
+    q + flow(q). So the still's lip point p lands where the real lip point r is exactly when
+    flow(r) = p - r. Per frame: mean over the 40 lip points of ||flow(r) - (p - r)|| / IOD(r),
+    LMD's own normalisation (evaluation.metrics.lmd), of the warp alone (the residual change
+    on top of it is not counted); 'static' is ||p - r|| / IOD, the still's LMD on these landmarks."""
+    from s2v_jax.models.generator import sample_points
+
+    b, w, s = flow.shape[:3]
+    scale = s / 112.0
+    real = batch["target_lips"].astype(jnp.float32).reshape(b * w, -1, 2) * scale  # (x, y)
+    still = jnp.repeat(batch["identity_lips"].astype(jnp.float32) * scale, w, axis=0)
+    iod = batch["target_iod"].astype(jnp.float32).reshape(b * w) * scale
+    moved = sample_points(flow.reshape((b * w,) + flow.shape[2:]), real)[..., ::-1]  # (dx, dy)
+    need = still - real
+    model = jnp.sqrt(jnp.sum(jnp.square(moved - need), axis=-1) + 1e-12).mean(axis=-1) / iod
+    static = jnp.sqrt(jnp.sum(jnp.square(need), axis=-1)).mean(axis=-1) / iod
+    return model, static
+
+
 @dataclasses.dataclass(frozen=True)
 class Judge:
     """A frozen sync expert inside the generator's loss: its network and float32 variables
@@ -213,6 +235,7 @@ class GeneratorTask(ImageTask):
     sync_temperature: float = 0.1
     sync_blur_sigma: float = 0.0
     best: str = "l1"
+    lip_weight: float = 0.0
     judge_path: Optional[str] = None  # the sync expert of the sync loss/validation: None = none, '' = the shipped one
     name: str = dataclasses.field(default="generator", init=False)
     title = "the generator"  # how messages name it
@@ -228,8 +251,8 @@ class GeneratorTask(ImageTask):
         if warmup < 0:
             raise ConfigError(f"train.mse_warmup_steps must be >= 0 (0 = the paper's L1 throughout), not {warmup}")
         best = str(t.get("best_metric", "l1"))
-        if best not in ("l1", "mouth_l1"):
-            raise ConfigError(f"train.best_metric must be 'l1' or 'mouth_l1' for the generator, not {best!r}")
+        if best not in ("l1", "mouth_l1", "lip_lmd"):
+            raise ConfigError(f"train.best_metric must be 'l1', 'mouth_l1' or 'lip_lmd' for the generator, not {best!r}")
         sync_weight = float(t.get("sync_weight", 0.0))
         window, negatives = int(d.get("window_frames", 1)), int(d.get("sync_negatives", 0))
         judge = None
@@ -238,9 +261,18 @@ class GeneratorTask(ImageTask):
                 raise ConfigError("the generator's sync loss and sync validation need data.window_frames=5 and "
                                   f"data.sync_negatives >= 1 (have {window} and {negatives})")
             judge = str(t.get("sync_expert", "") or "")
+        lip_weight = float(t.get("lip_weight", 0.0))
+        if lip_weight < 0:
+            raise ConfigError(f"train.lip_weight must be >= 0, not {lip_weight}")
+        if lip_weight > 0 and (float(config.model.get("warp", 0.0) or 0.0) <= 0 or window < 2):
+            raise ConfigError("train.lip_weight (the lip-warp loss) needs model.warp > 0 (a warping generator) and "
+                              f"windows of frames (data.window_frames > 1); have model.warp="
+                              f"{config.model.get('warp', 0.0)}, data.window_frames={window}")
+        if best == "lip_lmd" and lip_weight <= 0:
+            raise ConfigError("train.best_metric='lip_lmd' needs the lip landmarks: set train.lip_weight > 0")
         return cls(mse_warmup_steps=warmup, mouth_weight=float(t.get("mouth_weight", 0.0)), sync_weight=sync_weight,
                    sync_temperature=float(t.get("sync_temperature", 0.1)), best=best, judge_path=judge,
-                   sync_blur_sigma=float(t.get("sync_blur_sigma", 0.0)))
+                   sync_blur_sigma=float(t.get("sync_blur_sigma", 0.0)), lip_weight=lip_weight)
 
     @property
     def judge(self) -> Optional[Judge]:
@@ -250,29 +282,34 @@ class GeneratorTask(ImageTask):
     def forward(self, state, params, batch, *, train: bool):
         """(prediction, target, static baseline, new batch_stats); images float32 `[b, S, S, 3]`,
         S the model's output side; windowed batches give `[b, w, S, S, 3]` (the baseline repeated)."""
+        return self.forward_with_flow(state, params, batch, train=train)[:4]
+
+    def forward_with_flow(self, state, params, batch, *, train: bool):
+        """`forward`'s four, then the warp's flow `[b, w, S, S, 2]` (None unless model.warp and windows)."""
         target = to_float_image(batch["target"])
         identity = to_float_image(batch["identity"])
         mfcc = batch["mfcc"].astype(jnp.float32)
         if mfcc.ndim == 5:  # windows of w frames, one identity each
             variables = {"params": params, "batch_stats": state.batch_stats}
-            method = Speech2Vid.generate_windows
+            method = Speech2Vid.generate_windows_with_flow
             if train:
-                pred, updates = state.apply_fn(variables, mfcc, identity, train=True, mutable=["batch_stats"],
-                                               method=method)
+                (pred, flow), updates = state.apply_fn(variables, mfcc, identity, train=True, mutable=["batch_stats"],
+                                                       method=method)
                 stats = updates["batch_stats"]
             else:
-                pred, stats = state.apply_fn(variables, mfcc, identity, train=False, method=method), state.batch_stats
+                (pred, flow), stats = state.apply_fn(variables, mfcc, identity, train=False, method=method), \
+                    state.batch_stats
             pred = pred.astype(jnp.float32)
             b, w = pred.shape[:2]
             size = pred.shape[2:4]
             flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
             target = resize_to(flat(target), size).reshape((b, w) + size + (3,))
             still = jnp.broadcast_to(resize_to(identity[..., :3], size)[:, None], pred.shape)
-            return pred, target, still, stats
+            return pred, target, still, stats, flow
         pred, stats = apply_model(state, params, (mfcc, identity), train=train)
         pred = pred.astype(jnp.float32)
         size = pred.shape[1:3]
-        return pred, resize_to(target, size), resize_to(identity[..., :3], size), stats
+        return pred, resize_to(target, size), resize_to(identity[..., :3], size), stats, None
 
     def _mouth(self, x):
         s = x.shape[-3]
@@ -280,7 +317,7 @@ class GeneratorTask(ImageTask):
         return x[..., rows, cols, :]
 
     def loss(self, state, params, batch, *, key, axis_name):
-        pred, target, _, stats = self.forward(state, params, batch, train=True)
+        pred, target, _, stats, flow = self.forward_with_flow(state, params, batch, train=True)
         loss = l1_loss(pred, target)
         if self.mse_warmup_steps > 0:
             loss = jnp.where(state.step < self.mse_warmup_steps, mse_loss(pred, target), loss)
@@ -295,10 +332,14 @@ class GeneratorTask(ImageTask):
             sync = SyncTask(loss_type="nway", temperature=self.sync_temperature).per_window_loss(d_pos, d_neg).mean()
             metrics["sync_loss"] = sync
             loss = loss + self.sync_weight * sync
+        if self.lip_weight > 0:
+            lip, _ = lip_distances(flow, batch)
+            metrics["lip_lmd"] = lip.mean()
+            loss = loss + self.lip_weight * lip.mean()
         return loss, (metrics, stats)
 
     def eval_sums(self, state, batch, *, key, axis_name):
-        pred, target, baseline, _ = self.forward(state, state.params, batch, train=False)
+        pred, target, baseline, _, flow = self.forward_with_flow(state, state.params, batch, train=False)
         if pred.ndim == 5:
             flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
             out = image_eval_sums(flat(pred), flat(target), flat(baseline), self.baseline)
@@ -307,6 +348,9 @@ class GeneratorTask(ImageTask):
         for name, x in (("", pred), (f"{self.baseline}_", baseline)):
             out[f"{name}mouth_l1"] = jnp.abs(self._mouth(x) - self._mouth(target)).reshape(x.shape[0], -1).mean(1).sum() \
                 * (out["count"] / x.shape[0])
+        if flow is not None and "target_lips" in batch:
+            lip, static = lip_distances(flow, batch)
+            out["lip_lmd"], out["static_lip_lmd"] = lip.sum(), static.sum()
         if self.judge is not None and pred.ndim == 5:
             windows = jnp.asarray(pred.shape[0], jnp.float32)
             for name, x in (("", pred), (f"{self.baseline}_", baseline), ("real_", target)):
@@ -320,6 +364,8 @@ class GeneratorTask(ImageTask):
     def describe(self, val):
         line = describe_image_eval(val, self.baseline)
         line += f"; mouth L1 {val['mouth_l1']:.4f} (static {val['static_mouth_l1']:.4f})"
+        if "lip_lmd" in val:
+            line += f"; lip-warp LMD {val['lip_lmd']:.4f} (static {val['static_lip_lmd']:.4f})"
         if "sync_conf" in val:
             line += (f"; judge window conf {val['sync_conf']:.3f} acc {val['sync_acc']:.2f} (static "
                      f"{val['static_sync_conf']:.3f}/{val['static_sync_acc']:.2f}, real "

@@ -1,0 +1,184 @@
+"""The lip warp (configs/real_small_warp.py): the warp and point sampling, the
+flow head starting at the first stage's output exactly, the lip landmarks of
+a sample (mirrored with the images), the lip-warp distance and loss, and
+`train.init_from`."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from s2v_jax.config_utils import load_config
+from s2v_jax.data import input_pipeline
+from s2v_jax.errors import ConfigError, DataError, TrainingError
+from s2v_jax.evaluation import metrics
+from s2v_jax.models import build_model
+from s2v_jax.models.generator import Speech2Vid, sample_points, warp_image
+from s2v_jax.train import state as state_lib
+from s2v_jax.train.loop import overlay_variables
+from s2v_jax.train.tasks import get_task
+from s2v_jax.train.tasks.generator import lip_distances
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config(name="real_small_warp.py", **overrides):
+    return load_config(os.path.join(REPO, "configs", name), [f"{k}={v}" for k, v in overrides.items()])
+
+
+def _tracks(n=2, frames=40, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        lm = rng.uniform(20, 90, size=(frames, 478, 2)).astype(np.float32)
+        lm[:, list(metrics.RIGHT_EYE_CORNERS)] = [[30, 45], [45, 45]]
+        lm[:, list(metrics.LEFT_EYE_CORNERS)] = [[67, 45], [82, 45]]  # IOD 37 px
+        out.append({"frames": rng.integers(0, 256, (frames, 112, 112, 3), dtype=np.uint8),
+                    "mfcc": rng.normal(size=(frames, 12, 35)).astype(np.float32), "landmarks": lm})
+    return out
+
+
+def _batch(cfg, tracks, augment=False):
+    source = input_pipeline.ArrayTrackSamples(tracks, stride=5, min_distance=12)
+    make = input_pipeline._make_sample(cfg, augment=augment, debug=True)
+    rows = [make.random_map(source[i], np.random.default_rng(i)) for i in range(4)]
+    return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+
+
+def test_warp_moves_content_by_the_flow_and_points_sample_where_landmarks_sit():
+    rng = np.random.default_rng(0)
+    img = jnp.asarray(rng.uniform(size=(2, 16, 16, 3)), jnp.float32)
+    np.testing.assert_allclose(warp_image(img, jnp.zeros((2, 16, 16, 2))), img, atol=1e-6)
+    flow = jnp.zeros((2, 16, 16, 2)).at[..., 0].set(2.0).at[..., 1].set(-1.0)  # out[y, x] = img[y + 2, x - 1]
+    out = np.asarray(warp_image(img, flow))
+    np.testing.assert_allclose(out[:, :14, 1:], np.asarray(img)[:, 2:, :15], atol=1e-6)
+    half = np.asarray(warp_image(img, jnp.full((2, 16, 16, 2), 0.5)))  # bilinear: the mean of 4 pixels
+    np.testing.assert_allclose(half[:, 3, 4], np.asarray(img)[:, 3:5, 4:6].mean(axis=(1, 2)), atol=1e-6)
+    grid = jnp.arange(256, dtype=jnp.float32).reshape(1, 16, 16, 1)
+    pts = jnp.asarray([[[4.5, 7.5], [4.0, 7.5], [0.1, 0.1]]])  # (x, y): the centre of pixel (7, 4), between 3 and 4, edge
+    np.testing.assert_allclose(np.asarray(sample_points(grid, pts))[0, :, 0], [7 * 16 + 4, 7 * 16 + 3.5, 0], atol=1e-5)
+
+
+def test_the_flow_head_starts_at_zero_so_the_warp_model_reproduces_the_first_stage():
+    plain_cfg, warp_cfg = _config("real_small.py"), _config()
+    plain, warped = build_model(plain_cfg), build_model(warp_cfg)
+    rng = np.random.default_rng(1)
+    mfcc = jnp.asarray(rng.normal(size=(2, 12, 35, 1)), jnp.float32)
+    still = jnp.asarray(rng.uniform(0.05, 0.95, size=(2, 112, 112, 3)), jnp.float32)
+    v_plain = jax.tree_util.tree_map(lambda x: x + 0.03, plain.init(jax.random.PRNGKey(0), mfcc, still))
+    v_warp = warped.init(jax.random.PRNGKey(1), mfcc, still)
+    merged = overlay_like(v_warp, v_plain)
+    np.testing.assert_allclose(warped.apply(merged, mfcc, still), plain.apply(v_plain, mfcc, still), atol=1e-6)
+    # a non-zero flow head moves pixels, only inside the lower-face region
+    merged["params"]["image_decoder"]["flow"]["bias"] = jnp.asarray([3.0, 0.0])
+    frames, flow = warped.apply(merged, plain.apply(v_plain, mfcc, method=Speech2Vid.encode_audio),
+                                warped.apply(merged, still, method=Speech2Vid.encode_identity),
+                                method=Speech2Vid.decode_with_flow)
+    top, bottom, left, right = warp_cfg.model.residual_region
+    flow = np.asarray(flow)
+    assert 2.5 < flow[:, (top + bottom) // 2, (left + right) // 2, 0].min() <= warp_cfg.model.warp
+    assert np.abs(flow[:, :top - 4]).max() == 0 and np.abs(flow[:, :, right + 4:]).max() == 0
+
+
+def overlay_like(fresh, source):
+    """fresh's variables with every leaf that `source` has at the same path and shape."""
+    from flax import traverse_util
+
+    out = {}
+    for col, tree in fresh.items():
+        flat, src = traverse_util.flatten_dict(tree), traverse_util.flatten_dict(source.get(col, {}))
+        out[col] = traverse_util.unflatten_dict({k: src.get(k, v) if np.shape(src.get(k, v)) == np.shape(v) else v
+                                                 for k, v in flat.items()})
+    return out
+
+
+def test_samples_carry_the_lip_landmarks_mirrored_with_the_images():
+    cfg = _config()
+    tracks = _tracks()
+    plain = _batch(cfg, tracks)
+    lips = list(metrics.MOUTH_POINTS)
+    for b in range(4):
+        rec, t, ident = int(plain["record"][b]), int(plain["target_frame"][b]), int(plain["identity_frames"][b][0])
+        lm = tracks[rec]["landmarks"]
+        np.testing.assert_allclose(plain["identity_lips"][b], lm[ident][lips])
+        np.testing.assert_allclose(plain["target_lips"][b, 2], lm[t][lips])
+        np.testing.assert_allclose(plain["target_iod"][b], 37.0, rtol=1e-5)
+    aug = _batch(cfg, tracks, augment=True)  # the same identity draws, then a jitter and maybe a mirror
+    seen = set()
+    for b in range(4):
+        a, p = aug["target"][b, 2].astype(float).ravel(), plain["target"][b, 2].astype(float)
+        image_flipped = np.corrcoef(a, p[:, ::-1].ravel())[0, 1] > np.corrcoef(a, p.ravel())[0, 1]
+        want = 112 - plain["target_lips"][b][..., 0] if image_flipped else plain["target_lips"][b][..., 0]
+        np.testing.assert_allclose(aug["target_lips"][b][..., 0], want, atol=1e-4)
+        want = 112 - plain["identity_lips"][b][..., 0] if image_flipped else plain["identity_lips"][b][..., 0]
+        np.testing.assert_allclose(aug["identity_lips"][b][..., 0], want, atol=1e-4)
+        np.testing.assert_allclose(aug["target_lips"][b][..., 1], plain["target_lips"][b][..., 1])
+        seen.add(bool(image_flipped))
+    assert seen == {True, False}  # seeds 0-3 mirror some samples, not all
+    with pytest.raises(DataError, match="landmarks"):
+        _batch(cfg, [{k: v for k, v in t.items() if k != "landmarks"} for t in tracks])
+
+
+def test_lip_distance_is_zero_when_the_flow_carries_the_still_lips_onto_the_real_ones():
+    rng = np.random.default_rng(2)
+    real = rng.uniform(40, 80, size=(2, 5, 40, 2)).astype(np.float32)
+    shift = np.asarray([1.5, -2.0], np.float32)  # (dx, dy): the still's lips sit here relative to the real ones
+    batch = {"target_lips": real, "identity_lips": real[:, 0] + shift, "target_iod": np.full((2, 5), 40.0, np.float32)}
+    same = {**batch, "target_lips": np.repeat(real[:, :1], 5, axis=1)}  # every frame's real lips = the first's
+    flow = jnp.zeros((2, 5, 112, 112, 2)).at[..., 0].set(shift[1]).at[..., 1].set(shift[0])
+    model, static = lip_distances(flow, same)
+    np.testing.assert_allclose(model, 0.0, atol=1e-4)
+    np.testing.assert_allclose(static, np.linalg.norm(shift) / 40.0, rtol=1e-5)
+    model0, static0 = lip_distances(jnp.zeros_like(flow), batch)
+    np.testing.assert_allclose(model0, static0, rtol=1e-5)  # no flow: the still's own LMD
+
+
+def test_the_lip_loss_enters_the_loss_and_trains_the_flow_head_and_audio_encoder():
+    cfg = _config(**{"train.sync_weight": 0.0, "data.sync_negatives": 0})
+    task = get_task(cfg)
+    assert task.lip_weight == cfg.train.lip_weight > 0 and task.best_metric == "lip_lmd"
+    model = build_model(cfg)
+    state = state_lib.create_train_state(cfg, model, jax.random.PRNGKey(0), task)
+    state = state.replace(params=jax.tree_util.tree_map(lambda x: x + 0.01, state.params))
+    batch = {k: v for k, v in _batch(cfg, _tracks()).items() if k not in ("record", "target_frame", "identity_frames")}
+    loss, (m, _) = task.loss(state, state.params, batch, key=jax.random.PRNGKey(0), axis_name=None)
+    plain = get_task(_config(**{"train.sync_weight": 0.0, "data.sync_negatives": 0, "train.lip_weight": 0.0,
+                                "train.best_metric": "mouth_l1"}))
+    base = plain.loss(state, state.params, batch, key=jax.random.PRNGKey(0), axis_name=None)[0]
+    np.testing.assert_allclose(float(loss), float(base) + cfg.train.lip_weight * float(m["lip_lmd"]), rtol=1e-5)
+    g = jax.grad(lambda p: task.loss(state, p, batch, key=jax.random.PRNGKey(0), axis_name=None)[1][0]["lip_lmd"])(
+        state.params)
+    assert float(jnp.abs(g["image_decoder"]["flow"]["kernel"]).max()) > 0
+    assert max(float(jnp.abs(x).max()) for x in jax.tree_util.tree_leaves(g["audio_encoder"])) > 0
+    sums = task.eval_sums(state, batch, key=jax.random.PRNGKey(0), axis_name=None)
+    assert np.isfinite(float(sums["lip_lmd"])) and float(sums["static_lip_lmd"]) > 0
+
+
+def test_lip_loss_config_errors_are_specific():
+    with pytest.raises(ConfigError, match="model.warp"):
+        get_task(_config(**{"model.warp": 0.0}))
+    with pytest.raises(ConfigError, match="lip_lmd"):
+        get_task(_config("real_small.py", **{"train.best_metric": "lip_lmd"}))
+
+
+def test_init_from_copies_matching_weights_and_keeps_the_new_ones(tmp_path):
+    from s2v_jax.train.export import export_model
+
+    plain_cfg, warp_cfg = _config("real_small.py"), _config()
+    plain_task = get_task(plain_cfg)
+    v_plain = jax.device_get(plain_task.init_variables(plain_cfg, build_model(plain_cfg), jax.random.PRNGKey(3)))
+    export_model(plain_cfg, v_plain, str(tmp_path / "base"))
+    warp_task = get_task(warp_cfg)
+    fresh = jax.device_get(warp_task.init_variables(warp_cfg, build_model(warp_cfg), jax.random.PRNGKey(4)))
+    out = overlay_variables(fresh, str(tmp_path / "base"), "generator")
+    dec = out["params"]["image_decoder"]
+    np.testing.assert_allclose(dec["out"]["kernel"], np.asarray(v_plain["params"]["image_decoder"]["out"]["kernel"],
+                                                                np.float32), atol=1e-3)  # float16 export
+    np.testing.assert_array_equal(dec["flow"]["kernel"], fresh["params"]["image_decoder"]["flow"]["kernel"])
+    sync_cfg = load_config(os.path.join(REPO, "configs", "syncnet_real.py"))
+    sync_task = get_task(sync_cfg)
+    v_sync = jax.device_get(sync_task.init_variables(sync_cfg, sync_task.build_model(sync_cfg), jax.random.PRNGKey(0)))
+    with pytest.raises(TrainingError):
+        overlay_variables(v_sync, str(tmp_path / "base"), "sync")
