@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     m.bn_epsilon = 1e-5             # BatchNorm variance epsilon
     m.identity_residual = False     # not in the paper: output sigmoid(logit(first still) + decoder), a change to the still
     m.warp = 0.0                    # not in the paper: with identity_residual, warp the still by a predicted flow of at most this many px first
+    m.warp_only = False             # with warp > 0: the output is the warped still alone (no painted change)
 
     config.data = d = ml_collections.ConfigDict()
     d.dataset = "registered_faces/lrs2"  # TFDS name[/config] of the registered corpus

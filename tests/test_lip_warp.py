@@ -182,3 +182,18 @@ def test_init_from_copies_matching_weights_and_keeps_the_new_ones(tmp_path):
     v_sync = jax.device_get(sync_task.init_variables(sync_cfg, sync_task.build_model(sync_cfg), jax.random.PRNGKey(0)))
     with pytest.raises(TrainingError):
         overlay_variables(v_sync, str(tmp_path / "base"), "sync")
+
+
+def test_warp_only_output_is_the_still_moved_by_the_flow():
+    cfg = _config(**{"model.warp_only": True})
+    model = build_model(cfg)
+    rng = np.random.default_rng(5)
+    mfcc = jnp.asarray(rng.normal(size=(2, 12, 35, 1)), jnp.float32)
+    still = jnp.asarray(rng.uniform(0.05, 0.95, size=(2, 112, 112, 3)), jnp.float32)
+    v = jax.tree_util.tree_map(lambda x: x + 0.05, model.init(jax.random.PRNGKey(0), mfcc, still))
+    audio = model.apply(v, mfcc, method=Speech2Vid.encode_audio)
+    frames, flow = model.apply(v, audio, model.apply(v, still, method=Speech2Vid.encode_identity),
+                               method=Speech2Vid.decode_with_flow)
+    assert float(jnp.abs(flow).max()) > 0.5  # the head moves pixels
+    np.testing.assert_allclose(frames, warp_image(still, flow), atol=1e-5)  # and nothing paints on top
+    np.testing.assert_allclose(model.apply(v, mfcc, still), frames, atol=1e-6)

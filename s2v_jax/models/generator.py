@@ -99,6 +99,9 @@ class Speech2Vid(nn.Module):
     # the decoder predicts a smooth flow (pixels, at most `warp` px each way, inside residual_region)
     # that moves the still's own lips and jaw; the output is sigmoid(logit(warped still) + decoder).
     warp: float = 0.0
+    # With warp: the output is the warped still alone (the decoder's image logits are not used), so
+    # every change is the person's own pixels moved: no painted colour at all.
+    warp_only: bool = False
     # The transposed decoder's layer class (models.conv_transpose: nn.ConvTranspose or the CPU phase form).
     conv_transpose: Callable[..., nn.Module] = nn.ConvTranspose
 
@@ -163,6 +166,8 @@ class Speech2Vid(nn.Module):
                 still = warp_image(still, flow)
             eps = 1e-3
             still = jnp.clip(still, eps, 1.0 - eps)
+            if flow is not None and self.warp_only:
+                return still, flow
             if mask is not None:
                 logits = logits * mask.astype(logits.dtype)
             logits = logits + jnp.log(still) - jnp.log1p(-still)
