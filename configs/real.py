@@ -12,6 +12,14 @@ batches at ~60-90 steps/s, 60,000 steps in 11-17 minutes, if the input
 pipeline keeps up (it decodes 6 JPEGs per window: give it the host's cores).
 
     python run_train.py --config configs/real.py --workdir workdirs/real
+
+This is the shipped model's stage 1 only. Its lip-warp stages at this width
+(configs/real_small_warp.py's docstring has the CPU chain; not run at width
+1.0 here):
+
+    python run_train.py --config configs/real_small_warp.py --workdir workdirs/real_warp \
+        --config.train.init_from=workdirs/real --config.model.width=1.0 --config.model.dtype=bfloat16 \
+        --config.train.batch_size=64 --config.data.num_workers=16
 """
 
 from configs import real_small

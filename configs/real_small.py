@@ -1,9 +1,9 @@
 """The generator on real faces, sized for this 2-core CPU (3,000 steps, about
 35-50 minutes in the background): the shared real corpus (`registered_faces/real`: GRID, LRS2,
 LRC-AR TV news, VoxCeleb2-style, StyleTalk public figures; validation = the
-builder's held-out speakers and videos of every source). This is the recipe
-of the generator shipped in the package (s2v_jax/assets/generator, see its
-model card).
+builder's held-out speakers and videos of every source). This is stage 1 of the generator shipped in the package
+(s2v_jax/assets/generator, see its model card; stages 2 and 3, the lip warp,
+are configs/real_small_warp.py).
 
 Kept from the paper: the Speech2Vid network (audio CNN on 0.35 s of MFCC,
 VGG-M identity encoder with skips B and C, transposed-conv decoder, 112x112),

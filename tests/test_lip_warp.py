@@ -62,7 +62,7 @@ def test_warp_moves_content_by_the_flow_and_points_sample_where_landmarks_sit():
 
 
 def test_the_flow_head_starts_at_zero_so_the_warp_model_reproduces_the_first_stage():
-    plain_cfg, warp_cfg = _config("real_small.py"), _config()
+    plain_cfg, warp_cfg = _config("real_small.py"), _config(**{"model.warp_only": False})
     plain, warped = build_model(plain_cfg), build_model(warp_cfg)
     rng = np.random.default_rng(1)
     mfcc = jnp.asarray(rng.normal(size=(2, 12, 35, 1)), jnp.float32)
@@ -185,7 +185,8 @@ def test_init_from_copies_matching_weights_and_keeps_the_new_ones(tmp_path):
 
 
 def test_warp_only_output_is_the_still_moved_by_the_flow():
-    cfg = _config(**{"model.warp_only": True})
+    cfg = _config()
+    assert cfg.model.warp_only
     model = build_model(cfg)
     rng = np.random.default_rng(5)
     mfcc = jnp.asarray(rng.normal(size=(2, 12, 35, 1)), jnp.float32)

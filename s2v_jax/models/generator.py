@@ -40,21 +40,8 @@ def warp_image(images, flow):
     pixels repeated beyond the edge. images [B, H, W, C], flow [B, H, W, 2] in pixels -> [B, H, W, C]."""
     b, h, w, c = images.shape
     yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij")
-    y = jnp.clip(yy[None] + flow[..., 0], 0.0, h - 1.0)
-    x = jnp.clip(xx[None] + flow[..., 1], 0.0, w - 1.0)
-    y0, x0 = jnp.floor(y), jnp.floor(x)
-    wy, wx = (y - y0)[..., None], (x - x0)[..., None]
-    y0, x0 = y0.astype(jnp.int32), x0.astype(jnp.int32)
-    y1, x1 = jnp.minimum(y0 + 1, h - 1), jnp.minimum(x0 + 1, w - 1)
-    flat = images.reshape(b, h * w, c)
-
-    def at(yi, xi):
-        idx = (yi * w + xi).reshape(b, h * w, 1)
-        return jnp.take_along_axis(flat, idx, axis=1).reshape(b, h, w, c)
-
-    top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
-    bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
-    return top * (1 - wy) + bottom * wy
+    points = jnp.stack([xx[None] + flow[..., 1], yy[None] + flow[..., 0]], axis=-1) + 0.5  # pixel centres, (x, y)
+    return sample_points(images, points.reshape(b, h * w, 2)).reshape(b, h, w, c)
 
 
 def sample_points(maps, points):
