@@ -181,7 +181,7 @@ class MakeSample(grain.RandomMapTransform):
     expert's audio of t ('sync_audio' [12, 20, 1]) and of K distinct shifts of
     2-15 frames inside the track ('sync_audio_shifted' [K, 12, 20, 1]), for the
     generator's sync loss (GeneratorTask). With `landmarks` (the lip-warp loss)
-    also the 40 lip landmarks (x, y in crop pixels, metrics.MOUTH_POINTS) of the
+    also the 40 lip landmarks (x, y in crop pixels, faces.LIPS: LMD's points) of the
     first identity frame ('identity_lips' [40, 2]) and of the targets
     ('target_lips' [w, 40, 2] or [40, 2]) and the targets' inter-ocular
     distances ('target_iod' [w] or []), mirrored with the images."""
@@ -231,16 +231,16 @@ class MakeSample(grain.RandomMapTransform):
 def lip_inputs(example, identity_frame: int, target_frames, width: int, flip: bool) -> Dict[str, np.ndarray]:
     """'identity_lips', 'target_lips', 'target_iod' of MakeSample from a track's 'landmarks'
     [T, 478, 2] (crop pixels); `flip`: mirrored as the images are (x -> width - x)."""
-    from s2v_jax.evaluation import metrics
+    from s2v_jax import faces
 
     if "landmarks" not in example:
         raise DataError("the lip-warp loss (train.lip_weight) needs face landmarks in every track; "
                         "this data has none (rebuild the dataset, or set train.lip_weight=0)")
     lm = example["landmarks"]
-    lips = list(metrics.MOUTH_POINTS)
+    lips = list(faces.LIPS)
     ident = np.asarray(lm[identity_frame], np.float32)[lips]
     target = np.asarray(lm[target_frames], np.float32)
-    iod = metrics.inter_ocular_distance(target).astype(np.float32)
+    iod = faces.inter_ocular_distance(target).astype(np.float32)
     target = target[..., lips, :]
     if flip:
         ident, target = ident.copy(), target.copy()

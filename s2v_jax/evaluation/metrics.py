@@ -56,7 +56,7 @@ from s2v_jax import faces
 from s2v_jax.train import metrics as image_metrics
 
 MAX_OFFSET = 15  # frames, both directions (SyncNet's +-15 search)
-MOUTH_POINTS = tuple(faces.LIPS_OUTER) + tuple(faces.LIPS_INNER)  # 40 lip landmarks
+MOUTH_POINTS = tuple(faces.LIPS)  # 40 lip landmarks
 INNER_LIP_PAIRS = ((82, 87), (13, 14), (312, 317))  # (upper, lower) inner-lip points
 RIGHT_EYE_CORNERS = tuple(faces.RIGHT_EYE_CORNERS)  # outer, inner
 LEFT_EYE_CORNERS = tuple(faces.LEFT_EYE_CORNERS)  # inner, outer
@@ -68,12 +68,7 @@ DETREND_FRAMES = 9  # high-pass: minus the 0.36 s moving average (chosen on the 
 
 # ---------------------------------------------------------------- landmarks
 
-def inter_ocular_distance(landmarks) -> np.ndarray:
-    """Distance between the eye centres (midpoints of each eye's two corners): [..., 478, 2] -> [...]."""
-    lm = np.asarray(landmarks, np.float64)
-    right = lm[..., RIGHT_EYE_CORNERS, :].mean(axis=-2)
-    left = lm[..., LEFT_EYE_CORNERS, :].mean(axis=-2)
-    return np.linalg.norm(right - left, axis=-1)
+inter_ocular_distance = faces.inter_ocular_distance  # the eye-centre distance (the module docstring)
 
 
 def lmd_per_frame(generated, real) -> np.ndarray:
