@@ -143,16 +143,17 @@ def test_the_lip_loss_enters_the_loss_and_trains_the_flow_head_and_audio_encoder
     state = state_lib.create_train_state(cfg, model, jax.random.PRNGKey(0), task)
     state = state.replace(params=jax.tree_util.tree_map(lambda x: x + 0.01, state.params))
     batch = {k: v for k, v in _batch(cfg, _tracks()).items() if k not in ("record", "target_frame", "identity_frames")}
-    loss, (m, _) = task.loss(state, state.params, batch, key=jax.random.PRNGKey(0), axis_name=None)
+    key = jax.random.PRNGKey(0)
+    loss, (m, _) = jax.jit(lambda p: task.loss(state, p, batch, key=key, axis_name=None))(state.params)
     plain = get_task(_config(**{"train.sync_weight": 0.0, "data.sync_negatives": 0, "train.lip_weight": 0.0,
                                 "train.best_metric": "mouth_l1"}))
-    base = plain.loss(state, state.params, batch, key=jax.random.PRNGKey(0), axis_name=None)[0]
+    base = jax.jit(lambda p: plain.loss(state, p, batch, key=key, axis_name=None)[0])(state.params)
     np.testing.assert_allclose(float(loss), float(base) + cfg.train.lip_weight * float(m["lip_lmd"]), rtol=1e-5)
-    g = jax.grad(lambda p: task.loss(state, p, batch, key=jax.random.PRNGKey(0), axis_name=None)[1][0]["lip_lmd"])(
+    g = jax.jit(jax.grad(lambda p: task.loss(state, p, batch, key=key, axis_name=None)[1][0]["lip_lmd"]))(
         state.params)
     assert float(jnp.abs(g["image_decoder"]["flow"]["kernel"]).max()) > 0
     assert max(float(jnp.abs(x).max()) for x in jax.tree_util.tree_leaves(g["audio_encoder"])) > 0
-    sums = task.eval_sums(state, batch, key=jax.random.PRNGKey(0), axis_name=None)
+    sums = jax.jit(lambda st: task.eval_sums(st, batch, key=key, axis_name=None))(state)
     assert np.isfinite(float(sums["lip_lmd"])) and float(sums["static_lip_lmd"]) > 0
 
 
