@@ -32,14 +32,6 @@ NOSE = (168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 97, 326, 327)
 LIPS_OUTER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
 LIPS_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191)
 LIPS = tuple(LIPS_OUTER) + tuple(LIPS_INNER)  # the 40 lip points of LMD (evaluation.metrics)
-
-
-def inter_ocular_distance(landmarks) -> np.ndarray:
-    """Distance between the eye centres (midpoints of each eye's two corners): [..., 478, 2] -> [...]."""
-    lm = np.asarray(landmarks, np.float64)
-    right = lm[..., list(RIGHT_EYE_CORNERS), :].mean(axis=-2)
-    left = lm[..., list(LEFT_EYE_CORNERS), :].mean(axis=-2)
-    return np.linalg.norm(right - left, axis=-1)
 MOUTH_CORNERS = (61, 291)
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400,
              377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
@@ -51,6 +43,14 @@ NUM_LANDMARKS = 478
 # that do not move with speech. Eyelids (blinks), irises (gaze) and the nose tip
 # (it swings sideways with head yaw) are left out; the mouth never takes part.
 REGISTRATION_POINTS = RIGHT_EYE_CORNERS + LEFT_EYE_CORNERS + NOSE_BRIDGE + NOSE_WINGS
+
+
+def inter_ocular_distance(landmarks) -> np.ndarray:
+    """Distance between the eye centres (midpoints of each eye's two corners): [..., 478, 2] -> [...]."""
+    lm = np.asarray(landmarks, np.float64)
+    right = lm[..., list(RIGHT_EYE_CORNERS), :].mean(axis=-2)
+    left = lm[..., list(LEFT_EYE_CORNERS), :].mean(axis=-2)
+    return np.linalg.norm(right - left, axis=-1)
 
 
 def native_logs_shown() -> bool:

@@ -143,14 +143,13 @@ class Speech2Vid(nn.Module):
             still = identity["still"]
             if still.shape[1:3] != logits.shape[1:3]:  # v201's 109x109 output
                 still = jax.image.resize(still, still.shape[:1] + logits.shape[1:3] + (3,), "linear")
-            if still.shape[0] != logits.shape[0]:
-                still = jnp.broadcast_to(still, logits.shape[:1] + still.shape[1:])
             mask = region_mask(logits.shape[1:3], self.residual_region) if self.residual_region else None
             if flow is not None:
                 flow = self.warp * jnp.tanh(flow / self.warp)  # ~identity for small flows, bounded by `warp`
                 if mask is not None:
                     flow = flow * mask
-                still = warp_image(still, flow)
+                # one still per flow (inference caches the identity for batch 1)
+                still = warp_image(jnp.broadcast_to(still, flow.shape[:3] + still.shape[3:]), flow)
             eps = 1e-3
             still = jnp.clip(still, eps, 1.0 - eps)
             if flow is not None and self.warp_only:

@@ -280,12 +280,9 @@ class GeneratorTask(ImageTask):
         return None if self.judge_path is None else Judge.load(self.judge_path)
 
     def forward(self, state, params, batch, *, train: bool):
-        """(prediction, target, static baseline, new batch_stats); images float32 `[b, S, S, 3]`,
-        S the model's output side; windowed batches give `[b, w, S, S, 3]` (the baseline repeated)."""
-        return self.forward_with_flow(state, params, batch, train=train)[:4]
-
-    def forward_with_flow(self, state, params, batch, *, train: bool):
-        """`forward`'s four, then the warp's flow `[b, w, S, S, 2]` (None unless model.warp and windows)."""
+        """(prediction, target, static baseline, new batch_stats, flow); images float32 `[b, S, S, 3]`,
+        S the model's output side; windowed batches give `[b, w, S, S, 3]` (the baseline repeated)
+        and the warp's flow `[b, w, S, S, 2]` (None unless model.warp and windows)."""
         target = to_float_image(batch["target"])
         identity = to_float_image(batch["identity"])
         mfcc = batch["mfcc"].astype(jnp.float32)
@@ -317,7 +314,7 @@ class GeneratorTask(ImageTask):
         return x[..., rows, cols, :]
 
     def loss(self, state, params, batch, *, key, axis_name):
-        pred, target, _, stats, flow = self.forward_with_flow(state, params, batch, train=True)
+        pred, target, _, stats, flow = self.forward(state, params, batch, train=True)
         loss = l1_loss(pred, target)
         if self.mse_warmup_steps > 0:
             loss = jnp.where(state.step < self.mse_warmup_steps, mse_loss(pred, target), loss)
@@ -333,13 +330,12 @@ class GeneratorTask(ImageTask):
             metrics["sync_loss"] = sync
             loss = loss + self.sync_weight * sync
         if self.lip_weight > 0:
-            lip, _ = lip_distances(flow, batch)
-            metrics["lip_lmd"] = lip.mean()
-            loss = loss + self.lip_weight * lip.mean()
+            metrics["lip_lmd"] = lip_distances(flow, batch)[0].mean()
+            loss = loss + self.lip_weight * metrics["lip_lmd"]
         return loss, (metrics, stats)
 
     def eval_sums(self, state, batch, *, key, axis_name):
-        pred, target, baseline, _, flow = self.forward_with_flow(state, state.params, batch, train=False)
+        pred, target, baseline, _, flow = self.forward(state, state.params, batch, train=False)
         if pred.ndim == 5:
             flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
             out = image_eval_sums(flat(pred), flat(target), flat(baseline), self.baseline)
