@@ -25,6 +25,11 @@ functions of (config.data.shuffle_seed, position in the sample stream), so the
 same seed gives the same batches and `loader.get_state()` /
 `loader.set_state()` resume the stream exactly.
 
+`config.data.exclude` (comma-separated shell patterns on a track's source path,
+e.g. 'grid_s1/sw*'): tracks whose video matches are never sampled, in training
+or validation (a speaker's test sentences kept from a general model, a bad
+clip); the record order, and so every other sample, is unchanged.
+
 With config.data.num_workers > 0 grain starts worker processes, which
 re-import the main module: a script that builds a loader must guard its entry
 point with `if __name__ == "__main__":`. Each worker batches its own share of
@@ -32,6 +37,7 @@ the sample order, so the stream depends on num_workers (deterministic for a
 given value); a saved state resumes only with the same num_workers.
 """
 
+import fnmatch
 import json
 import logging
 import os
@@ -77,6 +83,33 @@ def split_tracks(builder, split: str) -> np.ndarray:
             return np.array([r[1] for r in rows], np.int64)
     log.warning("%s %s: no usable frame-count metadata; reading all %d records", builder.info.full_name, split, n)
     return np.array([int(source[i]["num_frames"]) for i in range(n)], np.int64)
+
+
+def exclude_patterns(config) -> List[str]:
+    """config.data.exclude as a list of patterns ('' = none)."""
+    raw = config.data.get("exclude", "") or ""
+    items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+    return [p.strip() for p in items if p.strip()]
+
+
+def excluded_records(builder, split: str, patterns: Sequence[str]) -> np.ndarray:
+    """Bool [records of split]: the record's `source` matches one of `patterns`. A pattern that
+    matches no track of any split is a DataError (a typo would otherwise exclude nothing)."""
+    def sources(name):
+        src = builder.as_data_source(name)
+        return [src[i]["source"].decode() for i in range(len(src))]
+
+    mine = sources(split)
+    hit = np.array([any(fnmatch.fnmatchcase(s, p) for p in patterns) for s in mine], bool)
+    for p in patterns:
+        if any(fnmatch.fnmatchcase(s, p) for s in mine):
+            continue
+        if not any(fnmatch.fnmatchcase(s, p) for other in builder.info.splits if other != split
+                   for s in sources(other)):
+            example = mine[0] if mine else "none"
+            raise DataError(f"data.exclude pattern {p!r} matches no track of {builder.info.full_name} (sources are "
+                            f"paths relative to the corpus, e.g. {example!r}); fix the pattern or drop it")
+    return hit
 
 
 def sample_index(num_frames: Sequence[int], stride: int, min_distance: int):
@@ -297,6 +330,12 @@ class Loader:
 def _samples(config, split: str) -> TrackSamples:
     builder = ensure_dataset(config)
     num_frames = split_tracks(builder, split)
+    patterns = exclude_patterns(config)
+    if patterns:
+        drop = excluded_records(builder, split, patterns)
+        num_frames = np.where(drop, 0, num_frames)  # no sample; record indices unchanged
+        log.info("%s %s: data.exclude %s leaves out %d of %d tracks", builder.info.full_name, split,
+                 ",".join(patterns), int(drop.sum()), len(drop))
     source = TrackSamples(os.fspath(builder.data_dir), builder.info.full_name, split,
                           int(config.data.frame_stride), int(config.data.min_identity_distance), num_frames)
     if len(source) == 0:
