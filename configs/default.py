@@ -55,6 +55,7 @@ def get_config() -> ml_collections.ConfigDict:
     t.eval_every = 2000             # steps between validations
     t.checkpoint_every = 2000       # steps between periodic checkpoints
     t.keep_checkpoints = 3          # periodic checkpoints kept (the best-on-validation one is kept too)
+    t.eval_at_start = False         # validate the starting weights too (step 0); they may end up the best
     t.eval_batches = 20             # validation batches per evaluation
     t.early_stopping_patience = 10  # evaluations without validation improvement before stopping (0 = never)
     t.progress_bar = True           # tqdm progress bar on process 0 (False for logs only)

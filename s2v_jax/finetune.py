@@ -122,6 +122,7 @@ def finetune_config(base: ml_collections.ConfigDict, *, steps: int, learning_rat
     t.mse_warmup_steps = 0        # the base model is past the still
     t.batch_size = int(batch_size)
     t.eval_every = t.checkpoint_every = int(eval_every)
+    t.eval_at_start = True        # the base competes: if no step beats it on the held-out part, it is kept
     t.keep_checkpoints = 2
     t.early_stopping_patience = 0
     t.progress_bar = bool(progress)

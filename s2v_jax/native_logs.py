@@ -15,9 +15,40 @@ import sys
 import threading
 from typing import Optional
 
-NATIVE_LINE = re.compile(rb"^(?:[WIEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\] |INFO: Created TensorFlow Lite)")
+NATIVE_LINE = re.compile(rb"(?:[WIEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\] |INFO: Created TensorFlow Lite)")
+
+# the start of a native line cut off at the end of what has been read so far
+NATIVE_START = re.compile(rb"(?:[WIEF](?:\d{0,4}|\d{4} [\d:.]*(?:\s+(?:\d+(?: \S*)?)?)?)|I(?:N(?:F(?:O(?::.*)?)?)?)?)\Z")
 
 _state = {"thread": None, "saved": None}
+
+
+def filter_chunk(pending: bytes, chunk: bytes, final: bool = False):
+    """(bytes to forward, bytes kept for the next chunk). A native line runs from its prefix to the
+    next newline and is dropped, newline included, even where it follows a progress bar's text on the
+    same terminal line (tqdm redraws with '\r' and no newline, so a native line written meanwhile lands
+    after the bar's text): the bar's text is kept and its next '\r' redraws over the spot. Until
+    `final`, an unfinished last line is held back from where a native line could be starting (so a
+    line split across reads is judged whole); the rest of it, a progress bar's text, goes out at once."""
+    data = pending + chunk
+    cut = len(data)
+    if not final:
+        last = data.rfind(b"\n") + 1  # the unfinished last line starts here
+        whole = NATIVE_LINE.search(data, last)
+        part = NATIVE_START.search(data, last)
+        starts = [m.start() for m in (whole, part) if m is not None]
+        if starts:
+            cut = min(starts)
+    ready, rest = data[:cut], data[cut:]
+    out, i = [], 0
+    for m in NATIVE_LINE.finditer(ready):
+        if m.start() < i:
+            continue
+        out.append(ready[i:m.start()])
+        nl = ready.find(b"\n", m.end())
+        i = len(ready) if nl < 0 else nl + 1
+    out.append(ready[i:])
+    return b"".join(out), rest
 
 
 def _pump(read_fd: int, out_fd: int) -> None:
@@ -27,15 +58,11 @@ def _pump(read_fd: int, out_fd: int) -> None:
             chunk = os.read(read_fd, 65536)
         except OSError:
             chunk = b""
-        if not chunk:
-            break
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        kept = b"".join(line + b"\n" for line in lines if not NATIVE_LINE.match(line))
+        kept, pending = filter_chunk(pending, chunk, final=not chunk)
         if kept:
             os.write(out_fd, kept)
-    if pending and not NATIVE_LINE.match(pending):
-        os.write(out_fd, pending)
+        if not chunk:
+            break
     os.close(read_fd)
 
 

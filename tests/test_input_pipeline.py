@@ -187,3 +187,34 @@ def test_registered_faces_without_manual_dir_is_an_error(tmp_path):
     config.data.dataset = "registered_faces/lrs2"
     with pytest.raises(DataError, match="manual-dir"):
         input_pipeline.ensure_dataset(config)
+
+
+def test_exclude_leaves_out_the_matching_tracks_only(data_dir):
+    builder = input_pipeline.ensure_dataset(make_config(data_dir))
+    src = builder.as_data_source("train")
+    sources = [src[i]["source"].decode() for i in range(len(src))]
+    victim = sources[0]
+    full = input_pipeline._samples(make_config(data_dir), "train")
+    kept = input_pipeline._samples(make_config(data_dir, data__exclude=f" {victim} ,"), "train")
+    dropped = {r for r in range(len(sources)) if sources[r] == victim}
+    assert set(kept.records.tolist()) == set(full.records.tolist()) - dropped
+    assert len(kept) == len(full) - int(np.isin(full.records, list(dropped)).sum()) < len(full)
+    # every other sample is the same (record, frame) pair: the record order is unchanged
+    pairs = set(zip(full.records.tolist(), full.frames.tolist()))
+    assert set(zip(kept.records.tolist(), kept.frames.tolist())) <= pairs
+    batch = next(input_pipeline.build_loader(kept, input_pipeline._make_sample(make_config(data_dir), False, True),
+                                             batch_size=8, seed=0))
+    assert not set(batch["record"].tolist()) & dropped
+
+
+def test_exclude_pattern_that_matches_nothing_is_an_error(data_dir):
+    with pytest.raises(DataError, match=r"data.exclude pattern 'nope/\*' matches no track"):
+        input_pipeline._samples(make_config(data_dir, data__exclude="nope/*"), "train")
+    # a pattern matching only validation tracks is fine for the train split
+    builder = input_pipeline.ensure_dataset(make_config(data_dir))
+    val = builder.as_data_source("validation")
+    only_val = val[0]["source"].decode()
+    train_sources = {r["source"].decode() for r in builder.as_data_source("train")}
+    assert only_val not in train_sources  # split by speaker
+    full = input_pipeline._samples(make_config(data_dir), "train")
+    assert len(input_pipeline._samples(make_config(data_dir, data__exclude=only_val), "train")) == len(full)

@@ -185,7 +185,9 @@ def test_finetune_runs_keeps_the_best_and_resumes_without_tracking_again(real_da
     videos = [str(real_data / "corpus/grid_s1" / f"{v}.mp4") for v in GRID]
     w = str(tmp_path / "me")
     first = ft.finetune(videos, w, checkpoint=base_export, steps=4, batch_size=2, eval_every=2, progress=False)
-    assert first["step"] == 4 and first["best_step"] in (2, 4)
+    assert first["step"] == 4 and first["best_step"] in (0, 2, 4)  # the base (step 0) competes
+    val_steps = [r["step"] for r in map(json.loads, open(os.path.join(w, "metrics.jsonl"))) if "val/l1" in r]
+    assert val_steps == [0, 2, 4]
     data = json.load(open(os.path.join(w, "finetune_data.json")))
     assert data["validation_frames"] >= 12 and data["train_frames"] > 5 * data["validation_frames"]
     assert sorted(os.listdir(os.path.join(w, "tracks")))[0].startswith("bbaf3s-")
@@ -196,13 +198,22 @@ def test_finetune_runs_keeps_the_best_and_resumes_without_tracking_again(real_da
     monkeypatch.setattr("s2v_jax.data.preprocess.preprocess_video", no_tracking)
     second = ft.finetune(videos, w, checkpoint=base_export, steps=6, batch_size=2, eval_every=2, progress=False)
     assert second["step"] == 6
-    gen = FrameGenerator.from_checkpoint(w)  # what generate / redub take
+    val_steps = [r["step"] for r in map(json.loads, open(os.path.join(w, "metrics.jsonl"))) if "val/l1" in r]
+    assert val_steps == [0, 2, 4, 6]  # resumed: the base is not validated again
+    gen = FrameGenerator.from_checkpoint(w)  # what generate / redub take: the best on the held-out part
     assert gen.config.finetune.base == os.path.abspath(base_export)
-    weights = jax.tree_util.tree_leaves(gen.variables["params"])
+    from s2v_jax.train.checkpointing import load_checkpoint
     from s2v_jax.train.export import load_exported
 
     _, base_vars = load_exported(base_export)
-    assert any(not np.allclose(a, b) for a, b in zip(weights, jax.tree_util.tree_leaves(base_vars["params"])))
+    _, last = load_checkpoint(os.path.join(w, "checkpoints"))
+
+    def changed(variables):
+        return any(not np.allclose(a, b) for a, b in zip(jax.tree_util.tree_leaves(variables["params"]),
+                                                          jax.tree_util.tree_leaves(base_vars["params"])))
+
+    assert changed(last)  # it trained
+    assert changed(gen.variables) == (second["best_step"] != 0)  # the base itself when nothing beat it
 
 
 def test_finetune_errors_are_specific(tmp_path, base_export):

@@ -166,6 +166,26 @@ def _run_scenario(out_dir: str) -> dict:
         nan_error = str(e)
     report["F"] = {"losses": [r["train/loss"] for r in rows if "train/loss" in r],
                    "resume_max_abs_diff": max(jax.tree.leaves(diffs)), "nan_error": nan_error}
+    # G: train.eval_at_start from A's weights on inverted targets (training can only hurt): the
+    # starting weights are validated as step 0 and stay the best; a resumed run does not repeat it.
+    class Inverted(FakeLoader):
+        def __next__(self):
+            b = super().__next__()
+            return {**b, "target": (255 - b["target"]).astype(np.uint8)}
+
+    _, var_a_best = load_checkpoint(os.path.join(out_dir, "A"))
+    for n in (4, 6):
+        config = load_config(os.path.join(REPO, "configs/tiny.py"),
+                             TINY_OVERRIDES + [f"train.num_steps={n}", "train.eval_at_start=True",
+                                               "train.eval_every=2", "train.checkpoint_every=2"])
+        summary_g = train_and_evaluate(config, os.path.join(out_dir, "G"), train_loader_fn=Inverted,
+                                       eval_batches_fn=fake_eval_batches, initial_variables=var_a_best)
+    _, var_g = load_checkpoint(os.path.join(out_dir, "G"))  # its best
+    g_rows = [r for r in read_jsonl(os.path.join(out_dir, "G", "metrics.jsonl")) if "val/l1" in r]
+    diffs = jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a) - np.asarray(b)))),
+                         var_g["params"], var_a_best["params"])
+    report["G"] = {"best_step": summary_g["best_step"], "val_steps": [r["step"] for r in g_rows],
+                   "val_l1": [r["val/l1"] for r in g_rows], "best_vs_start": max(jax.tree.leaves(diffs))}
     # D: a NaN input at batch index 2 makes step 3's loss NaN.
     try:
         run("D", 6, nan_at=2, extra=["train.log_every=4"])
@@ -227,6 +247,13 @@ def test_deblur_loss_falls_resumes_exactly_and_stops_on_nan(report):
 def test_non_finite_loss_stops_with_training_error(report):
     assert report["nan_error"] is not None, "a NaN loss did not stop the run"
     assert "non-finite loss" in report["nan_error"] and "step 3" in report["nan_error"]
+
+
+def test_eval_at_start_lets_the_starting_weights_stay_the_best(report):
+    g = report["G"]
+    assert g["val_steps"] == [0, 2, 4, 6]  # step 0 once, though the run was resumed at step 4
+    assert g["val_l1"][0] < min(g["val_l1"][1:])  # inverted targets: every trained step is worse
+    assert g["best_step"] == 0 and g["best_vs_start"] == 0.0  # the best checkpoint is the start itself
 
 
 def test_a_second_run_on_a_locked_workdir_stops_at_once(tmp_path):

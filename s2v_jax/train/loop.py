@@ -3,7 +3,9 @@
 Resumes from the work directory's latest checkpoint (state and data order),
 syncs with the host only at log/eval/checkpoint steps, validates every
 `train.eval_every` steps (the task's metrics, beside its baseline), keeps the
-best checkpoint on the task's `best_metric`, stops early after
+best checkpoint on the task's `best_metric` (with `train.eval_at_start`, the
+starting weights, step 0, compete too: a fine-tune never ends worse than its
+base on the held-out part), stops early after
 `train.early_stopping_patience` evaluations without improvement, stops on a
 non-finite loss naming the step, and writes metrics (process 0) to
 TensorBoard and `workdir/metrics.jsonl`.
@@ -200,10 +202,38 @@ def _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn, i
     first_pending = step + 1
     timer, timer_step = time.time(), step
     stop = bool(meta["stopped_early"]) or (patience > 0 and meta["evals_without_improvement"] >= patience)
+
+    def validate(at: int) -> bool:
+        """Validates the state at step `at`, keeps it if best; True when early stopping says stop."""
+        nonlocal eval_batches
+        if eval_batches is None:
+            eval_batches = eval_batches_fn(config, num_batches=int(t.eval_batches),
+                                           process_index=process_index, process_count=process_count)
+        val = evaluate(p_eval, state, eval_batches, dp)
+        writer.write_scalars(at, {f"val/{k}": v for k, v in val.items()})
+        logging.info("step %d: %s", at, task.describe(val))
+        meta["last_eval"] = val
+        best = val[task.best_metric]
+        if meta[best_key] is None or best < meta[best_key]:
+            meta.update({best_key: best, "best_step": at, "best_eval": val, "evals_without_improvement": 0})
+            ckpt.save(at, dp.state_for_checkpoint(state), data_state=loader.get_state(), meta=meta,
+                      config=config, best=True)
+            return False
+        meta["evals_without_improvement"] += 1
+        if patience > 0 and meta["evals_without_improvement"] >= patience:
+            meta["stopped_early"] = True
+            logging.info("early stopping at step %d: %d evaluations without improvement "
+                         "(best val %s %.4f at step %d)", at, patience, task.best_metric,
+                         meta[best_key], meta["best_step"])
+            return True
+        return False
+
     if stop:
         logging.info("this run stopped early before (%d evaluations without improvement); not training",
                      meta["evals_without_improvement"])
     try:
+        if latest is None and bool(t.get("eval_at_start", False)) and eval_every > 0 and not stop:
+            validate(step)  # the starting weights (a fine-tune's base) compete for best, as step 0
         while step < num_steps and not stop:
             try:
                 batch = next(batches)
@@ -240,26 +270,7 @@ def _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn, i
             pending, first_pending = [], step + 1
 
             if is_eval:
-                if eval_batches is None:
-                    eval_batches = eval_batches_fn(config, num_batches=int(t.eval_batches),
-                                                   process_index=process_index, process_count=process_count)
-                val = evaluate(p_eval, state, eval_batches, dp)
-                writer.write_scalars(step, {f"val/{k}": v for k, v in val.items()})
-                logging.info("step %d: %s", step, task.describe(val))
-                meta["last_eval"] = val
-                best = val[task.best_metric]
-                if meta[best_key] is None or best < meta[best_key]:
-                    meta.update({best_key: best, "best_step": step, "best_eval": val,
-                                 "evals_without_improvement": 0})
-                    ckpt.save(step, dp.state_for_checkpoint(state), data_state=loader.get_state(), meta=meta,
-                              config=config, best=True)
-                else:
-                    meta["evals_without_improvement"] += 1
-                    if patience > 0 and meta["evals_without_improvement"] >= patience:
-                        meta["stopped_early"] = stop = True
-                        logging.info("early stopping at step %d: %d evaluations without improvement "
-                                     "(best val %s %.4f at step %d)", step, patience, task.best_metric,
-                                     meta[best_key], meta["best_step"])
+                stop = validate(step) or stop
             if is_ckpt or stop:
                 ckpt.save(step, dp.state_for_checkpoint(state), data_state=loader.get_state(), meta=meta,
                           config=config)
