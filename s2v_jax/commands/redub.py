@@ -21,6 +21,10 @@ def add_arguments(parser):
                         help="face to re-dub where several are visible: 0 = largest (default), 1 = next, ...")
     parser.add_argument("--length", choices=("audio", "video", "shortest"), default="audio",
                         help="output length policy (default audio; see above)")
+    parser.add_argument("--identity", choices=("auto", "track", "frame"), default="auto",
+                        help="frame: move each frame's own lips at full resolution (warp-only generators, such as "
+                             "the shipped one); track: paste the lower face generated from the track's most frontal "
+                             "frame; auto (default): frame where the generator allows it")
     parser.add_argument("--deblur", default=None, metavar="CKPT", help="deblurring-net checkpoint to apply")
     parser.add_argument("--batch-size", type=int, default=64, help="frames per generator call (default 64)")
     parser.add_argument("--preset", default="medium", help="libx264 preset (default medium; veryfast is quicker)")
@@ -37,9 +41,9 @@ def run(args) -> int:
     show_warnings_as_lines("redub")
     r = redub_video(args.checkpoint, args.video, args.audio, args.out, face_index=args.face_index,
                     length=args.length, deblur=args.deblur, batch_size=args.batch_size,
-                    progress=not args.no_progress, preset=args.preset)
+                    progress=not args.no_progress, preset=args.preset, identity=args.identity)
     print(json.dumps({"out": r.path, "frames": r.num_frames, "source_frames": r.num_source_frames,
-                      "frames_redubbed": r.frames_redubbed,
+                      "frames_redubbed": r.frames_redubbed, "identity": r.identity,
                       "identity_frames": {str(k): v for k, v in r.identity_frames.items()},
                       "elapsed_s": round(r.seconds, 2)}))
     return 0

@@ -77,3 +77,43 @@ def paste_face(image: np.ndarray, face: np.ndarray, m: np.ndarray, mask: np.ndar
                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     out[y0:y1, x0:x1] = cv2.blendLinear(up, roi, alpha, 1.0 - alpha)  # exactly roi where alpha is 0
     return out
+
+
+def warp_frame(image: np.ndarray, flow: np.ndarray, m: np.ndarray, pad: int = 8) -> np.ndarray:
+    """Moves `image`'s own pixels by a crop-space flow, at the image's full resolution: a new uint8
+    [H, W, 3] image. flow [S, S, 2] is (dy, dx) in crop pixels (output crop pixel p = crop at p +
+    flow[p], as a warp model predicts it); m the image -> crop similarity. Image pixel q takes the
+    image at q + A^-1 flow(m q) (A: m's linear part), so nothing is resampled to the crop's
+    resolution and every pixel where the flow is zero is returned exactly."""
+    h, w = image.shape[:2]
+    size = flow.shape[0]
+    moved = np.abs(flow).max(axis=-1) > 1e-3
+    out = image.copy()
+    if not moved.any():
+        return out
+    m = np.asarray(m, np.float64)
+    ys, xs = np.nonzero(moved)
+    corners = np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.min()], [xs.min(), ys.max() + 1],
+                        [xs.max() + 1, ys.max() + 1]], np.float64)
+    step = float(np.abs(flow).max()) + 1.0  # how far a moved pixel can read from
+    pts = registration.transform_points(registration.invert_similarity(m), corners)
+    scale = 1.0 / np.sqrt(abs(np.linalg.det(m[:, :2])))
+    reach = int(np.ceil(step * scale)) + pad
+    x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int) - reach, 0)
+    x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + reach, [w, h])
+    if x1 - x0 < 2 or y1 - y0 < 2:  # the face lies outside the frame
+        return out
+    m_roi = m.copy()
+    m_roi[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)  # ROI pixel -> crop pixel
+    fxy = np.ascontiguousarray(np.asarray(flow, np.float32)[..., ::-1])  # (dx, dy)
+    f = cv2.warpAffine(fxy, registration.invert_similarity(m_roi), (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    a_inv = np.linalg.inv(m[:, :2]).astype(np.float32)
+    d = f @ a_inv.T  # crop displacement -> image displacement
+    gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    warped = cv2.remap(image, gx + d[..., 0], gy + d[..., 1], interpolation=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+    still = np.abs(d).max(axis=-1) < 1e-4  # exactly the image where nothing moves
+    roi = out[y0:y1, x0:x1]
+    out[y0:y1, x0:x1] = np.where(still[..., None], roi, warped)
+    return out

@@ -61,6 +61,7 @@ class FrameGenerator:
             self.deblur = (build_model(deblur_config), {"params": deblur_variables["params"]})
         self._encode = jax.jit(functools.partial(self.model.apply, method=Speech2Vid.encode_identity))
         self._decode = jax.jit(self._decode_impl)
+        self._flows = jax.jit(self._flows_impl)
 
     @classmethod
     def from_checkpoint(cls, path, deblur_checkpoint=None, batch_size: int = 64, dtype: Optional[str] = None):
@@ -113,6 +114,41 @@ class FrameGenerator:
             net, _ = self.deblur
             frames = net.apply(self.deblur[1], frames)
         return _to_uint8(frames)
+
+    @property
+    def warps_only(self) -> bool:
+        """True for a warp-only model: its output is the still moved by a flow, nothing painted."""
+        m = self.config.model
+        return float(m.get("warp", 0.0)) > 0 and bool(m.get("warp_only", False))
+
+    def _flows_impl(self, variables, windows, stills):
+        ident = self.model.apply(variables, stills, method=Speech2Vid.encode_identity)
+        audio = self.model.apply(variables, windows[..., None], method=Speech2Vid.encode_audio)
+        return self.model.apply(variables, audio, ident, method=Speech2Vid.decode_with_flow)[1]
+
+    def flows(self, windows: np.ndarray, stills: np.ndarray) -> np.ndarray:
+        """The warp's flow for each frame's own still: MFCC windows [F, 12, 35] and registered crops
+        uint8 [F, 112, 112, 3] (one per window; a 5-image model gets it five times) -> float32
+        [F, 112, 112, 2], (dy, dx) in crop pixels: output pixel p is the still at p + flow[p]."""
+        if float(self.config.model.get("warp", 0.0)) <= 0:
+            raise S2VError("this generator predicts no flow (model.warp is 0): per-frame warping needs a warp "
+                           "model such as the shipped one (configs/real_small_warp.py)")
+        windows = np.asarray(windows, np.float32)
+        stills = np.asarray(stills)
+        if stills.shape != (len(windows), 112, 112, 3):
+            raise S2VError(f"flows: one registered 112x112 still per window needed, got {stills.shape} for "
+                           f"{len(windows)} windows")
+        bs, out = self.batch_size, []
+        k = self.num_identity_images
+        for start in range(0, len(windows), bs):
+            w, st = windows[start:start + bs], stills[start:start + bs]
+            m = len(w)
+            if m < bs:  # pad to the compiled batch size; the padding is dropped
+                w = np.concatenate([w, np.zeros((bs - m,) + w.shape[1:], np.float32)])
+                st = np.concatenate([st, np.zeros((bs - m,) + st.shape[1:], st.dtype)])
+            x = np.tile(st, (1, 1, 1, k)).astype(np.float32) / 255.0
+            out.append(np.asarray(self._flows(self.variables, jnp.asarray(w), jnp.asarray(x)), np.float32)[:m])
+        return np.concatenate(out) if out else np.zeros((0, 112, 112, 2), np.float32)
 
     def generate_batches(self, windows: np.ndarray, identity, progress: bool = False) -> Iterator[np.ndarray]:
         """Yields uint8 frame chunks [<=batch_size, S, S, 3] for MFCC windows [F, 12, 35].

@@ -8,10 +8,16 @@ Two streaming passes over the source, so memory does not grow with its length:
    kept, plus a few candidate identity crops per track (below). The frame
    buffer is one frame; the tracker's own landmark history is released as it
    goes.
-2. Compositing (`redub_frames`): frames are streamed again; the face of the
-   new speech is generated in batches for the owning track's identity, aligned
-   to each frame with that frame's smoothed transform, and the lower half of
-   the face (`registration.lower_face_mask`: from just below the eyes) is
+2. Compositing (`redub_frames`): frames are streamed again. With a warp-only
+   generator (the shipped one; `identity='frame'`, what 'auto' picks) each
+   frame is its own still: the flow predicted from its registered crop and the
+   new speech moves the frame's own lips at full resolution
+   (`compositing.warp_frame`), so nothing is pasted, the head, light and
+   detail stay the source's, and pixels the flow does not reach are exact.
+   Otherwise (`identity='track'`) the face of the new speech is generated in
+   batches for the owning track's identity, aligned to each frame with that
+   frame's smoothed transform, and the lower half of the face
+   (`registration.lower_face_mask`: from just below the eyes) is
    Poisson-blended in. Frames without a face pass through unchanged.
 
 Which face: in each frame the tracks present are ranked by their median box
@@ -55,7 +61,7 @@ import numpy as np
 from s2v_jax import faces
 from s2v_jax.errors import MediaError, NoFaceError, S2VError
 from s2v_jax.faces import registration
-from s2v_jax.faces.compositing import face_mask, paste_face, to_crop_size
+from s2v_jax.faces.compositing import face_mask, paste_face, to_crop_size, warp_frame
 from s2v_jax.inference.generator import FrameGenerator
 from s2v_jax.media import audio as audio_lib
 from s2v_jax.media import video
@@ -297,20 +303,43 @@ def iter_source_frames(path, num_source_frames: int, num_out: int) -> Iterator[T
 
 # ---------------------------------------------------------------- pass 2: compositing
 
+IDENTITY_MODES = ("auto", "track", "frame")
+
+
+def identity_mode(generator: FrameGenerator, identity: str = "auto") -> str:
+    """'track' or 'frame' for `identity` ('auto': 'frame' for a warp-only generator, else 'track')."""
+    if identity not in IDENTITY_MODES:
+        raise S2VError(f"identity must be one of {', '.join(IDENTITY_MODES)}, not {identity!r}")
+    if identity == "auto":
+        return "frame" if generator.warps_only else "track"
+    if identity == "frame" and not generator.warps_only:
+        raise S2VError("--identity frame moves each frame's own lips and needs a warp-only generator (the shipped "
+                       "one, configs/real_small_warp.py); this one paints its output: use --identity track")
+    return identity
+
+
 def redub_frames(generator: FrameGenerator, faces: VideoFaces, wav: np.ndarray, *, length: str = "audio",
-                 progress: bool = False, chunk_frames: int = 256) -> Iterator[np.ndarray]:
+                 progress: bool = False, chunk_frames: int = 256, identity: str = "auto") -> Iterator[np.ndarray]:
     """Pass 2: the output frames in order (uint8 [H, W, 3], the source's size).
 
-    Each is the source frame (ping-pong extended per `length`) with the
-    generated lower face Poisson-blended in where a track owns the frame, and
-    the untouched source frame elsewhere.
+    identity 'track': each owned frame is the source frame (ping-pong extended per `length`) with
+    the lower face generated from its track's identity stills Poisson-blended in. 'frame' (a
+    warp-only generator; 'auto' picks it for one): each frame is its own still, and the flow the
+    model predicts from it and the new speech moves that frame's own pixels at full resolution
+    (`compositing.warp_frame`): head motion, lighting and detail stay the source's, nothing is
+    pasted, and pixels the flow does not reach are the source's exactly. Frames no track owns
+    pass through unchanged.
     """
+    mode = identity_mode(generator, identity)
     n_audio = audio_lib.num_video_frames(len(wav))
     n_out = output_length(faces.num_frames, n_audio, length)
-    identities = {tid: generator.encode_identity(tr.identity_crops) for tid, tr in faces.tracks.items()}
+    identities = ({tid: generator.encode_identity(tr.identity_crops) for tid, tr in faces.tracks.items()}
+                  if mode == "track" else {})
     mask = face_mask("lower")
     source = iter_source_frames(faces.path, faces.num_frames, n_out)
     chunk = generator.batch_size * max(1, chunk_frames // generator.batch_size)
+    if mode == "frame":
+        chunk = generator.batch_size  # the chunk's source frames are held until they are warped
     bar = None
     if progress:
         from tqdm import tqdm
@@ -318,17 +347,27 @@ def redub_frames(generator: FrameGenerator, faces: VideoFaces, wav: np.ndarray, 
     try:
         for c0, windows in zip(range(0, n_out, chunk), iter_audio_windows(wav, n_out, chunk)):
             m = len(windows)
-            owners = faces.owner[source_indices(np.arange(c0, c0 + m), faces.num_frames)]
-            generated = {}
-            for tid in np.unique(owners[owners >= 0]):
-                sel = np.nonzero(owners == tid)[0]
-                out = generator.generate(windows[sel], identities[int(tid)])
-                generated.update(zip(sel.tolist(), out))
-            for i in range(m):
-                s, frame = next(source)
-                if owners[i] >= 0:
-                    frame = paste_face(frame, to_crop_size(generated[i]), faces.transforms[s], mask)
-                yield frame
+            src = source_indices(np.arange(c0, c0 + m), faces.num_frames)
+            owners = faces.owner[src]
+            if mode == "frame":
+                frames = [next(source)[1] for _ in range(m)]
+                sel = np.nonzero(owners >= 0)[0]
+                if len(sel):
+                    stills = np.stack([registration.warp_face(frames[i], faces.transforms[src[i]]) for i in sel])
+                    for i, flow in zip(sel.tolist(), generator.flows(windows[sel], stills)):
+                        frames[i] = warp_frame(frames[i], flow, faces.transforms[src[i]])
+                yield from frames
+            else:
+                generated = {}
+                for tid in np.unique(owners[owners >= 0]):
+                    sel = np.nonzero(owners == tid)[0]
+                    out = generator.generate(windows[sel], identities[int(tid)])
+                    generated.update(zip(sel.tolist(), out))
+                for i in range(m):
+                    s, frame = next(source)
+                    if owners[i] >= 0:
+                        frame = paste_face(frame, to_crop_size(generated[i]), faces.transforms[s], mask)
+                    yield frame
             if bar is not None:
                 bar.update(m)
     finally:
@@ -348,11 +387,12 @@ class RedubResult:
     identity_frames: Dict[int, List[int]]
     warnings: List[str]
     seconds: float
+    identity: str = "track"  # 'track' (stills pasted) or 'frame' (each frame's own lips moved)
 
 
 def redub_video(checkpoint, video_path, audio_path, out_path, *, face_index: int = 0, length: str = "audio",
                 deblur=None, batch_size: int = 64, progress: bool = True, preset: str = "medium",
-                crf: int = 18, **tracker_kwargs) -> RedubResult:
+                crf: int = 18, identity: str = "auto", **tracker_kwargs) -> RedubResult:
     """Source video + new speech -> 25 fps H.264 mp4 re-dubbed to the speech (see the module docstring).
 
     checkpoint: a work directory, a checkpoint step directory or a loaded
@@ -370,15 +410,20 @@ def redub_video(checkpoint, video_path, audio_path, out_path, *, face_index: int
     probe(video_path)  # unreadable or truncated files fail here, before the checkpoint loads
     generator = checkpoint if isinstance(checkpoint, FrameGenerator) else FrameGenerator.from_checkpoint(
         None if checkpoint is None else os.fspath(checkpoint), deblur_checkpoint=deblur, batch_size=batch_size)
+    mode = identity_mode(generator, identity)
+    if mode == "frame" and generator.deblur is not None:
+        raise S2VError("--deblur sharpens painted faces; with --identity frame (a warp-only generator's "
+                       "default) the frame's own pixels are moved and nothing is painted: drop --deblur, "
+                       "or pass --identity track")
     faces = track_video(video_path, generator.num_identity_images, face_index, progress, **tracker_kwargs)
     for note in faces.warnings:
         warnings.warn(note, stacklevel=2)
     n_out = output_length(faces.num_frames, audio_lib.num_video_frames(len(wav)), length)
     with VideoWriter(out_path, audio=fit_audio(wav, n_out), preset=preset, crf=crf) as writer:
-        for frame in redub_frames(generator, faces, wav, length=length, progress=progress):
+        for frame in redub_frames(generator, faces, wav, length=length, progress=progress, identity=mode):
             writer.write(frame)
     owned = faces.owner[source_indices(np.arange(n_out), faces.num_frames)] >= 0
     return RedubResult(path=str(writer.path), num_frames=writer.num_frames, num_source_frames=faces.num_frames,
                        frames_redubbed=int(owned.sum()),
                        identity_frames={tid: tr.identity_frames for tid, tr in faces.tracks.items()},
-                       warnings=list(faces.warnings), seconds=time.time() - t0)
+                       warnings=list(faces.warnings), seconds=time.time() - t0, identity=mode)
