@@ -122,9 +122,40 @@ def test_frame_mode_redub_moves_each_frames_own_lips_and_nothing_else(warp_gener
     assert owned >= 40 and changed == owned
 
 
-def test_frame_mode_refuses_a_deblur_net(warp_generator, media, tmp_path):
+def test_frame_mode_and_a_deblur_net(warp_generator, media, tmp_path):
     gen = FrameGenerator(warp_generator.config, warp_generator.variables, batch_size=8)
     gen.deblur = object()  # a deblurring net is attached
     with pytest.raises(S2VError, match="drop --deblur"):
-        redub_video(gen, media["talk"], media["long_speech"], str(tmp_path / "out.mp4"), progress=False)
+        redub_video(gen, media["talk"], media["long_speech"], str(tmp_path / "out.mp4"), progress=False,
+                    identity="frame")
     assert not os.path.exists(tmp_path / "out.mp4")
+    assert identity_mode(gen) == "track"  # auto: the deblurring net asks for painted, pasted faces
+
+
+def test_generate_with_a_warp_only_model_moves_the_photos_own_pixels(warp_generator, media):
+    from s2v_jax.inference.generate import still_frames
+    from s2v_jax.inference.stills import register_stills
+
+    stills = register_stills([media["photo"]], 1, None)
+    wav = load_speech(media["speech"])
+    frames = list(still_frames(warp_generator, stills, wav))
+    photo, m = stills.photo, stills.faces[0].M
+    assert len(frames) == audio.num_video_frames(len(wav)) and frames[0].shape == photo.shape
+    ident = warp_generator.encode_identity(stills.crops)
+    first = next(warp_generator.flow_batches(np.asarray(audio_windows(wav))[:1], ident))[0]
+    np.testing.assert_array_equal(frames[0], warp_frame(photo, first, m))  # the photo warped at full size
+    top = warp_generator.config.model.residual_region[0]
+    above = cv2.warpAffine(np.pad(np.ones((top - 4, 112), np.uint8), ((0, 116 - top), (0, 0))),
+                           registration.invert_similarity(m), (photo.shape[1], photo.shape[0]),
+                           flags=cv2.INTER_NEAREST) > 0
+    for f in frames:
+        np.testing.assert_array_equal(f[above], photo[above])  # eyes and forehead are the photo's pixels
+        assert (f != photo).any()
+    bare = next(still_frames(warp_generator, stills, wav, paste_back=False))
+    assert bare.shape == (112, 112, 3)  # the bare face is still the model's crop
+
+
+def audio_windows(wav):
+    from s2v_jax.media.speech import iter_audio_windows
+
+    return np.concatenate(list(iter_audio_windows(wav, audio.num_video_frames(len(wav)), 64)))

@@ -8,7 +8,7 @@ from typing import Iterator, List, Optional, Union
 
 import numpy as np
 
-from s2v_jax.faces.compositing import face_mask, paste_face, to_crop_size
+from s2v_jax.faces.compositing import face_mask, paste_face, to_crop_size, warp_frame
 from s2v_jax.inference.generator import FrameGenerator
 from s2v_jax.inference.stills import MAX_SIZE, Stills, register_stills
 from s2v_jax.media import audio as audio_lib
@@ -21,6 +21,9 @@ def still_frames(generator: "FrameGenerator", stills: Stills, wav: np.ndarray, *
                  mask: str = "face", progress: bool = False) -> Iterator[np.ndarray]:
     """The video's frames in order, uint8: the generated face pasted into the
     first photo ([H, W, 3]) or, with paste_back=False, the bare face [S, S, 3].
+    With a warp-only generator (the shipped one) and paste_back, nothing is
+    pasted: the predicted flow moves the photo's own pixels at its full
+    resolution (`compositing.warp_frame`), so the face keeps the photo's detail.
 
     num_video_frames(len(wav)) frames; the identity is encoded once, audio
     windows are computed and generated in chunks (memory bounded).
@@ -34,8 +37,16 @@ def still_frames(generator: "FrameGenerator", stills: Stills, wav: np.ndarray, *
         from tqdm import tqdm
         bar = tqdm(total=n, unit="frame", desc="generate")
     chunk = generator.batch_size * max(1, 1024 // generator.batch_size)
+    full_res = paste_back and generator.warps_only and generator.deblur is None
     try:
         for windows in iter_audio_windows(wav, n, chunk):
+            if full_res:
+                for flows in generator.flow_batches(windows, identity):
+                    for flow in flows:
+                        yield warp_frame(stills.photo, flow, m)
+                    if bar is not None:
+                        bar.update(len(flows))
+                continue
             for batch in generator.generate_batches(windows, identity):
                 for face in batch:
                     yield paste_face(stills.photo, to_crop_size(face), m, mask_arr) if paste_back else face

@@ -62,6 +62,7 @@ class FrameGenerator:
         self._encode = jax.jit(functools.partial(self.model.apply, method=Speech2Vid.encode_identity))
         self._decode = jax.jit(self._decode_impl)
         self._flows = jax.jit(self._flows_impl)
+        self._flow_decode = jax.jit(self._flow_decode_impl)
 
     @classmethod
     def from_checkpoint(cls, path, deblur_checkpoint=None, batch_size: int = 64, dtype: Optional[str] = None):
@@ -126,13 +127,33 @@ class FrameGenerator:
         audio = self.model.apply(variables, windows[..., None], method=Speech2Vid.encode_audio)
         return self.model.apply(variables, audio, ident, method=Speech2Vid.decode_with_flow)[1]
 
+    def _flow_decode_impl(self, variables, windows, identity):
+        audio = self.model.apply(variables, windows[..., None], method=Speech2Vid.encode_audio)
+        return self.model.apply(variables, audio, identity, method=Speech2Vid.decode_with_flow)[1]
+
+    def _need_flow(self):
+        if float(self.config.model.get("warp", 0.0)) <= 0:
+            raise S2VError("this generator predicts no flow (model.warp is 0): per-frame warping needs a warp "
+                           "model such as the shipped one (configs/real_small_warp.py)")
+
+    def flow_batches(self, windows: np.ndarray, identity) -> Iterator[np.ndarray]:
+        """The warp's flow for MFCC windows [F, 12, 35] and one cached identity (`encode_identity`):
+        float32 chunks [<=batch_size, 112, 112, 2], (dy, dx) in crop pixels (see `flows`)."""
+        self._need_flow()
+        windows = np.asarray(windows, np.float32)
+        bs = self.batch_size
+        for start in range(0, len(windows), bs):
+            chunk = windows[start:start + bs]
+            m = chunk.shape[0]
+            if m < bs:
+                chunk = np.concatenate([chunk, np.zeros((bs - m,) + chunk.shape[1:], np.float32)])
+            yield np.asarray(self._flow_decode(self.variables, jnp.asarray(chunk), identity), np.float32)[:m]
+
     def flows(self, windows: np.ndarray, stills: np.ndarray) -> np.ndarray:
         """The warp's flow for each frame's own still: MFCC windows [F, 12, 35] and registered crops
         uint8 [F, 112, 112, 3] (one per window; a 5-image model gets it five times) -> float32
         [F, 112, 112, 2], (dy, dx) in crop pixels: output pixel p is the still at p + flow[p]."""
-        if float(self.config.model.get("warp", 0.0)) <= 0:
-            raise S2VError("this generator predicts no flow (model.warp is 0): per-frame warping needs a warp "
-                           "model such as the shipped one (configs/real_small_warp.py)")
+        self._need_flow()
         windows = np.asarray(windows, np.float32)
         stills = np.asarray(stills)
         if stills.shape != (len(windows), 112, 112, 3):

@@ -307,11 +307,12 @@ IDENTITY_MODES = ("auto", "track", "frame")
 
 
 def identity_mode(generator: FrameGenerator, identity: str = "auto") -> str:
-    """'track' or 'frame' for `identity` ('auto': 'frame' for a warp-only generator, else 'track')."""
+    """'track' or 'frame' for `identity` ('auto': 'frame' for a warp-only generator without a
+    deblurring net, else 'track')."""
     if identity not in IDENTITY_MODES:
         raise S2VError(f"identity must be one of {', '.join(IDENTITY_MODES)}, not {identity!r}")
     if identity == "auto":
-        return "frame" if generator.warps_only else "track"
+        return "frame" if generator.warps_only and generator.deblur is None else "track"
     if identity == "frame" and not generator.warps_only:
         raise S2VError("--identity frame moves each frame's own lips and needs a warp-only generator (the shipped "
                        "one, configs/real_small_warp.py); this one paints its output: use --identity track")
