@@ -159,3 +159,15 @@ def audio_windows(wav):
     from s2v_jax.media.speech import iter_audio_windows
 
     return np.concatenate(list(iter_audio_windows(wav, audio.num_video_frames(len(wav)), 64)))
+
+
+def test_streaming_flows_equal_offline(warp_generator, media):
+    from s2v_jax.inference.streaming import StreamingSession
+
+    wav = load_speech(media["speech"])
+    ident = warp_generator.encode_identity(np.zeros((112, 112, 3), np.uint8) + 128)
+    offline = np.concatenate(list(warp_generator.flow_batches(audio_windows(wav), ident)))
+    session = StreamingSession(warp_generator, ident, flows=True)
+    got = [session.feed(wav[i:i + 3000]) for i in range(0, len(wav), 3000)] + [session.flush()]
+    assert all(g.shape[1:] == (112, 112, 2) for g in got)
+    np.testing.assert_allclose(np.concatenate(got), offline, atol=1e-5)

@@ -26,7 +26,7 @@ def run(args) -> int:
 
     from s2v_jax.commands.generate import show_warnings_as_lines
     from s2v_jax.errors import S2VError
-    from s2v_jax.faces.compositing import face_mask, paste_face, to_crop_size
+    from s2v_jax.faces.compositing import face_mask, paste_face, to_crop_size, warp_frame
     from s2v_jax.inference.generator import FrameGenerator
     from s2v_jax.inference.stills import register_stills
     from s2v_jax.inference.streaming import StreamingSession
@@ -46,9 +46,13 @@ def run(args) -> int:
         gen = FrameGenerator.from_checkpoint(args.checkpoint, args.deblur, batch_size=max(1, -(-step // 640)))
         stills = register_stills(args.image, gen.num_identity_images, args.face_index)
         identity = gen.encode_identity(stills.crops)
-        gen.generate(np.zeros((1, 12, 35), np.float32), identity)  # compile and import before the clock starts
+        full_res = not args.bare and gen.warps_only and gen.deblur is None  # move the photo's own pixels
+        if full_res:
+            next(gen.flow_batches(np.zeros((1, 12, 35), np.float32), identity))  # compile before the clock starts
+        else:
+            gen.generate(np.zeros((1, 12, 35), np.float32), identity)
         compute_mfcc(np.zeros(16000, np.float32))
-        session = StreamingSession(gen, identity)
+        session = StreamingSession(gen, identity, flows=full_res)
         mask, m = face_mask("face"), stills.faces[0].M
         lookahead, compute = [], []
         fed = 0
@@ -57,7 +61,10 @@ def run(args) -> int:
             for face in frames:
                 k = writer.num_frames
                 lookahead.append(fed / 16000 - k / 25)
-                writer.write(face if args.bare else paste_face(stills.photo, to_crop_size(face), m, mask))
+                if full_res:
+                    writer.write(warp_frame(stills.photo, face, m))  # `face` is the frame's flow
+                else:
+                    writer.write(face if args.bare else paste_face(stills.photo, to_crop_size(face), m, mask))
 
         for start in range(0, len(wav), step):
             chunk = wav[start:start + step]

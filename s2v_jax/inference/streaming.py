@@ -30,11 +30,17 @@ class StreamingSession:
     LOOKAHEAD_SAMPLES = 2921  # frame k needs 640 k + this many samples
 
 
-    def __init__(self, generator: FrameGenerator, identity, sample_rate: int = audio_lib.SAMPLE_RATE):
+    def __init__(self, generator: FrameGenerator, identity, sample_rate: int = audio_lib.SAMPLE_RATE,
+                 flows: bool = False):
+        """flows=True (a warp generator): feed/flush return each frame's flow, float32 [n, 112, 112, 2]
+        (`FrameGenerator.flow_batches`), for `compositing.warp_frame` to move the photo at full size."""
         if sample_rate != audio_lib.SAMPLE_RATE:
             raise S2VError(f"streaming takes {audio_lib.SAMPLE_RATE} Hz mono chunks (got {sample_rate} Hz); resample first")
         self.generator = generator
         self.identity = identity
+        self.flows = bool(flows)
+        if self.flows:
+            generator._need_flow()
         self._buffer = np.zeros(0, np.float32)  # audio from sample self._offset on
         self._offset = 0
         self._next_frame = 0
@@ -60,10 +66,15 @@ class StreamingSession:
 
     def _emit(self, last: int, final: bool) -> np.ndarray:
         if last <= self._next_frame:
+            if self.flows:
+                return np.zeros((0, 112, 112, 2), np.float32)
             s = self.generator.output_size
             return np.zeros((0, s, s, 3), np.uint8)
         windows = self._windows(self._next_frame, last, final)
-        frames = self.generator.generate(windows, self.identity)
+        if self.flows:
+            frames = np.concatenate(list(self.generator.flow_batches(windows, self.identity)))
+        else:
+            frames = self.generator.generate(windows, self.identity)
         self._next_frame = last
         # Keep audio from a step boundary a margin before the next frame's window.
         first_step = int(audio_lib.frame_centre_steps(last + 1)[-1]) - audio_lib.WINDOW_STEPS // 2
