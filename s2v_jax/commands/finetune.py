@@ -1,7 +1,9 @@
 """Fine-tune a generator on one speaker's video: track and register the face,
 hold out the last 10% of the video, train from the base model (the one
 shipped in the package unless --checkpoint is given) with a progress bar and
-checkpoints, keep the best on the held-out part. Run it again with the same
+checkpoints, keep the best on the held-out part (the base model is validated
+first and competes: if no step beats it there, the base itself is kept, and
+the printed best_step is 0). Run it again with the same
 --workdir to resume; the face tracks are cached there. The work directory is
 then a checkpoint for `s2v generate`, `redub`, `evaluate` and `stream`.
 
