@@ -50,6 +50,7 @@ def get_config():
     d.sync_negatives = 4           # shifted audios of the same clip for the sync loss
     d.min_identity_distance = 12   # 0.5 s (LRC-AR clips are 1.2 s)
     d.exclude = "grid_s1/sw*"      # grid_s1's 57 'set white' sentences: the speaker fine-tune's test, never trained on
+    #                                (the shipped model predates this: it trained on them; BENCHMARKS.md, "The fair test")
     d.num_workers = 0
     t.batch_size = 12              # windows (60 frames) per step
     t.num_steps = 3000
