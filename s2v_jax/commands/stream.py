@@ -46,7 +46,7 @@ def run(args) -> int:
         gen = FrameGenerator.from_checkpoint(args.checkpoint, args.deblur, batch_size=max(1, -(-step // 640)))
         stills = register_stills(args.image, gen.num_identity_images, args.face_index)
         identity = gen.encode_identity(stills.crops)
-        full_res = not args.bare and gen.warps_only and gen.deblur is None  # move the photo's own pixels
+        full_res = not args.bare and gen.moves_pixels  # move the photo's own pixels
         if full_res:
             next(gen.flow_batches(np.zeros((1, 12, 35), np.float32), identity))  # compile before the clock starts
         else:

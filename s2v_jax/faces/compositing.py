@@ -30,6 +30,21 @@ def face_mask(kind: str = "face"):
     raise S2VError(f"mask must be 'face' or 'lower', not {kind!r}")
 
 
+def image_region(region: np.ndarray, m: np.ndarray, margin: int, shape):
+    """((x0, y0, x1, y1), m_roi): the image box around where crop pixels `region` (bool [S, S], not
+    empty) land under the image -> crop similarity `m`, grown by `margin` px and clipped to the
+    image `shape`; m_roi maps that box's pixels to crop pixels."""
+    ys, xs = np.nonzero(region)
+    corners = np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.min()], [xs.min(), ys.max() + 1],
+                        [xs.max() + 1, ys.max() + 1]], np.float64)
+    pts = registration.transform_points(registration.invert_similarity(m), corners)
+    x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int) - margin, 0)
+    x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + margin, [shape[1], shape[0]])
+    m_roi = m.copy()
+    m_roi[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)  # box pixel -> crop pixel
+    return (int(x0), int(y0), int(x1), int(y1)), m_roi
+
+
 def paste_face(image: np.ndarray, face: np.ndarray, m: np.ndarray, mask: np.ndarray,
                blend: str = "poisson", pad: int = 8, max_scale: float = 1.5) -> np.ndarray:
     """`registration.paste_back` on the region around the face: a new uint8
@@ -43,21 +58,13 @@ def paste_face(image: np.ndarray, face: np.ndarray, m: np.ndarray, mask: np.ndar
     with the warped feathered mask; otherwise the cost grows with the face's
     area (0.7 s per frame for a 980 px portrait instead of 0.03 s).
     """
-    h, w = image.shape[:2]
-    ys, xs = np.nonzero(mask > 0)
-    if ys.size == 0:
+    if not (mask > 0).any():
         return image.copy()
     m = np.asarray(m, np.float64)
-    corners = np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.min()], [xs.min(), ys.max() + 1],
-                        [xs.max() + 1, ys.max() + 1]], np.float64)
-    pts = registration.transform_points(registration.invert_similarity(m), corners)
-    x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int) - pad, 0)
-    x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + pad, [w, h])
+    (x0, y0, x1, y1), m_roi = image_region(mask > 0, m, pad, image.shape)
     out = image.copy()
     if x1 - x0 < 4 or y1 - y0 < 4:  # the face lies outside the frame
         return out
-    m_roi = m.copy()
-    m_roi[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)  # ROI pixel -> crop pixel
     roi = np.ascontiguousarray(image[y0:y1, x0:x1])
     scale = 1.0 / np.sqrt(abs(np.linalg.det(m[:, :2])))  # image px per crop px
     if scale <= max_scale:
@@ -85,26 +92,16 @@ def warp_frame(image: np.ndarray, flow: np.ndarray, m: np.ndarray, pad: int = 8)
     flow[p], as a warp model predicts it); m the image -> crop similarity. Image pixel q takes the
     image at q + A^-1 flow(m q) (A: m's linear part), so nothing is resampled to the crop's
     resolution and every pixel where the flow is zero is returned exactly."""
-    h, w = image.shape[:2]
-    size = flow.shape[0]
     moved = np.abs(flow).max(axis=-1) > 1e-3
     out = image.copy()
     if not moved.any():
         return out
     m = np.asarray(m, np.float64)
-    ys, xs = np.nonzero(moved)
-    corners = np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.min()], [xs.min(), ys.max() + 1],
-                        [xs.max() + 1, ys.max() + 1]], np.float64)
     step = float(np.abs(flow).max()) + 1.0  # how far a moved pixel can read from
-    pts = registration.transform_points(registration.invert_similarity(m), corners)
-    scale = 1.0 / np.sqrt(abs(np.linalg.det(m[:, :2])))
-    reach = int(np.ceil(step * scale)) + pad
-    x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int) - reach, 0)
-    x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + reach, [w, h])
+    scale = 1.0 / np.sqrt(abs(np.linalg.det(m[:, :2])))  # image px per crop px
+    (x0, y0, x1, y1), m_roi = image_region(moved, m, int(np.ceil(step * scale)) + pad, image.shape)
     if x1 - x0 < 2 or y1 - y0 < 2:  # the face lies outside the frame
         return out
-    m_roi = m.copy()
-    m_roi[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)  # ROI pixel -> crop pixel
     fxy = np.ascontiguousarray(np.asarray(flow, np.float32)[..., ::-1])  # (dx, dy)
     f = cv2.warpAffine(fxy, registration.invert_similarity(m_roi), (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)

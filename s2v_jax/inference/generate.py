@@ -37,7 +37,7 @@ def still_frames(generator: "FrameGenerator", stills: Stills, wav: np.ndarray, *
         from tqdm import tqdm
         bar = tqdm(total=n, unit="frame", desc="generate")
     chunk = generator.batch_size * max(1, 1024 // generator.batch_size)
-    full_res = paste_back and generator.warps_only and generator.deblur is None
+    full_res = paste_back and generator.moves_pixels
     try:
         for windows in iter_audio_windows(wav, n, chunk):
             if full_res:

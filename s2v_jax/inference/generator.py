@@ -34,6 +34,13 @@ def _to_uint8(x):
     return (jnp.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(jnp.uint8)
 
 
+def _pad_to(x: np.ndarray, n: int) -> np.ndarray:
+    """x with zero rows appended up to n (the compiled batch size; callers drop the padding)."""
+    if len(x) >= n:
+        return x
+    return np.concatenate([x, np.zeros((n - len(x),) + x.shape[1:], x.dtype)])
+
+
 class FrameGenerator:
     """A generator (and optional deblurring net) with jitted, batched inference."""
 
@@ -122,10 +129,15 @@ class FrameGenerator:
         m = self.config.model
         return float(m.get("warp", 0.0)) > 0 and bool(m.get("warp_only", False))
 
+    @property
+    def moves_pixels(self) -> bool:
+        """True where generate / redub / stream move the person's own pixels at full resolution: a
+        warp-only model with no deblurring net (which asks for painted, pasted faces)."""
+        return self.warps_only and self.deblur is None
+
     def _flows_impl(self, variables, windows, stills):
         ident = self.model.apply(variables, stills, method=Speech2Vid.encode_identity)
-        audio = self.model.apply(variables, windows[..., None], method=Speech2Vid.encode_audio)
-        return self.model.apply(variables, audio, ident, method=Speech2Vid.decode_with_flow)[1]
+        return self._flow_decode_impl(variables, windows, ident)
 
     def _flow_decode_impl(self, variables, windows, identity):
         audio = self.model.apply(variables, windows[..., None], method=Speech2Vid.encode_audio)
@@ -144,10 +156,8 @@ class FrameGenerator:
         bs = self.batch_size
         for start in range(0, len(windows), bs):
             chunk = windows[start:start + bs]
-            m = chunk.shape[0]
-            if m < bs:
-                chunk = np.concatenate([chunk, np.zeros((bs - m,) + chunk.shape[1:], np.float32)])
-            yield np.asarray(self._flow_decode(self.variables, jnp.asarray(chunk), identity), np.float32)[:m]
+            out = self._flow_decode(self.variables, jnp.asarray(_pad_to(chunk, bs)), identity)
+            yield np.asarray(out, np.float32)[:len(chunk)]
 
     def flows(self, windows: np.ndarray, stills: np.ndarray) -> np.ndarray:
         """The warp's flow for each frame's own still: MFCC windows [F, 12, 35] and registered crops
@@ -163,12 +173,9 @@ class FrameGenerator:
         k = self.num_identity_images
         for start in range(0, len(windows), bs):
             w, st = windows[start:start + bs], stills[start:start + bs]
-            m = len(w)
-            if m < bs:  # pad to the compiled batch size; the padding is dropped
-                w = np.concatenate([w, np.zeros((bs - m,) + w.shape[1:], np.float32)])
-                st = np.concatenate([st, np.zeros((bs - m,) + st.shape[1:], st.dtype)])
-            x = np.tile(st, (1, 1, 1, k)).astype(np.float32) / 255.0
-            out.append(np.asarray(self._flows(self.variables, jnp.asarray(w), jnp.asarray(x)), np.float32)[:m])
+            x = np.tile(_pad_to(st, bs), (1, 1, 1, k)).astype(np.float32) / 255.0
+            flows = self._flows(self.variables, jnp.asarray(_pad_to(w, bs)), jnp.asarray(x))
+            out.append(np.asarray(flows, np.float32)[:len(w)])
         return np.concatenate(out) if out else np.zeros((0, 112, 112, 2), np.float32)
 
     def generate_batches(self, windows: np.ndarray, identity, progress: bool = False) -> Iterator[np.ndarray]:
@@ -188,9 +195,7 @@ class FrameGenerator:
         for start in range(0, n, bs):
             chunk = windows[start:start + bs]
             m = chunk.shape[0]
-            if m < bs:  # pad to the compiled batch size; the padding frames are dropped
-                chunk = np.concatenate([chunk, np.zeros((bs - m,) + chunk.shape[1:], np.float32)])
-            out = self._decode(self.variables, jnp.asarray(chunk), identity)
+            out = self._decode(self.variables, jnp.asarray(_pad_to(chunk, bs)), identity)
             if pending is not None:
                 yield self._fetch(*pending, bar)
             pending = (out, m)

@@ -312,10 +312,14 @@ def identity_mode(generator: FrameGenerator, identity: str = "auto") -> str:
     if identity not in IDENTITY_MODES:
         raise S2VError(f"identity must be one of {', '.join(IDENTITY_MODES)}, not {identity!r}")
     if identity == "auto":
-        return "frame" if generator.warps_only and generator.deblur is None else "track"
+        return "frame" if generator.moves_pixels else "track"
     if identity == "frame" and not generator.warps_only:
         raise S2VError("--identity frame moves each frame's own lips and needs a warp-only generator (the shipped "
                        "one, configs/real_small_warp.py); this one paints its output: use --identity track")
+    if identity == "frame" and generator.deblur is not None:
+        raise S2VError("--deblur sharpens painted faces; with --identity frame (a warp-only generator's "
+                       "default) the frame's own pixels are moved and nothing is painted: drop --deblur, "
+                       "or pass --identity track")
     return identity
 
 
@@ -411,11 +415,7 @@ def redub_video(checkpoint, video_path, audio_path, out_path, *, face_index: int
     probe(video_path)  # unreadable or truncated files fail here, before the checkpoint loads
     generator = checkpoint if isinstance(checkpoint, FrameGenerator) else FrameGenerator.from_checkpoint(
         None if checkpoint is None else os.fspath(checkpoint), deblur_checkpoint=deblur, batch_size=batch_size)
-    mode = identity_mode(generator, identity)
-    if mode == "frame" and generator.deblur is not None:
-        raise S2VError("--deblur sharpens painted faces; with --identity frame (a warp-only generator's "
-                       "default) the frame's own pixels are moved and nothing is painted: drop --deblur, "
-                       "or pass --identity track")
+    mode = identity_mode(generator, identity)  # before the tracking pass: a wrong choice fails at once
     faces = track_video(video_path, generator.num_identity_images, face_index, progress, **tracker_kwargs)
     for note in faces.warnings:
         warnings.warn(note, stacklevel=2)
