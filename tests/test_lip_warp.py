@@ -135,6 +135,34 @@ def test_lip_distance_is_zero_when_the_flow_carries_the_still_lips_onto_the_real
     np.testing.assert_allclose(model0, static0, rtol=1e-5)  # no flow: the still's own LMD
 
 
+def test_lip_distance_measures_where_the_warp_really_puts_the_still_lips():
+    """A non-uniform flow (a squeeze around the mouth plus a shift): the still's lip point must be
+    scored where warp_image shows it (a small blob's centroid), not where the flow sampled at the
+    real point says (the old measure, which a steep flow could lower without moving the lips)."""
+    s = 112
+    yy, xx = np.meshgrid(np.arange(s) + 0.5, np.arange(s) + 0.5, indexing="ij")
+    g = np.exp(-((xx - 56) ** 2 + (yy - 70) ** 2) / (2 * 15.0 ** 2))
+    flow = np.stack([0.4 * (yy - 70) * g + 1.0, 0.4 * (xx - 56) * g - 2.0], axis=-1).astype(np.float32)
+    still = np.asarray([[50.0, 66.0], [62.0, 74.0], [56.0, 80.0]], np.float32)  # (x, y)
+    shown = []
+    for x, y in still:
+        blob = np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 2.0)[None, ..., None].astype(np.float32)
+        out = np.asarray(warp_image(jnp.asarray(blob), jnp.asarray(flow[None])))[0, ..., 0]
+        w = out / out.sum()
+        shown.append([(w * xx).sum(), (w * yy).sum()])
+    shown = np.asarray(shown)
+    assert np.abs(shown - still).max() > 1.5  # the warp moves them
+    real = still + np.asarray([[0.5, 1.0]], np.float32)  # the real lips
+    batch = {"target_lips": real[None, None], "identity_lips": still[None], "target_iod": np.full((1, 1), 40.0, np.float32)}
+    model, static = lip_distances(jnp.asarray(flow[None, None]), batch)
+    want = np.linalg.norm(shown - real, axis=-1).mean() / 40.0
+    np.testing.assert_allclose(float(model[0]), want, rtol=0.02)
+    np.testing.assert_allclose(float(static[0]), np.linalg.norm([0.5, 1.0]) / 40.0, rtol=1e-5)
+    old = np.linalg.norm(np.asarray(sample_points(jnp.asarray(flow[None]), jnp.asarray(real[None])))[0, :, ::-1]
+                         - (still - real), axis=-1).mean() / 40.0
+    assert abs(old - want) > 0.1 * want  # the flow sampled at the real point tells another story here
+
+
 def test_the_lip_loss_enters_the_loss_and_trains_the_flow_head_and_audio_encoder():
     cfg = _config(**{"train.sync_weight": 0.0, "data.sync_negatives": 0})
     task = get_task(cfg)
