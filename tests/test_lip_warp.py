@@ -163,6 +163,7 @@ def test_lip_distance_measures_where_the_warp_really_puts_the_still_lips():
     assert abs(old - want) > 0.1 * want  # the flow sampled at the real point tells another story here
 
 
+@pytest.mark.slow  # ~45 s: compiles of the warp model's loss and gradient
 def test_the_lip_loss_enters_the_loss_and_trains_the_flow_head_and_audio_encoder():
     cfg = _config(**{"train.sync_weight": 0.0, "data.sync_negatives": 0})
     task = get_task(cfg)
@@ -172,13 +173,13 @@ def test_the_lip_loss_enters_the_loss_and_trains_the_flow_head_and_audio_encoder
     state = state.replace(params=jax.tree_util.tree_map(lambda x: x + 0.01, state.params))
     batch = {k: v for k, v in _batch(cfg, _tracks()).items() if k not in ("record", "target_frame", "identity_frames")}
     key = jax.random.PRNGKey(0)
-    loss, (m, _) = jax.jit(lambda p: task.loss(state, p, batch, key=key, axis_name=None))(state.params)
+    lip_of = lambda p: task.loss(state, p, batch, key=key, axis_name=None)[1][0]["lip_lmd"]  # noqa: E731
+    (loss, (m, _)), g = jax.jit(lambda p: (task.loss(state, p, batch, key=key, axis_name=None),
+                                           jax.grad(lip_of)(p)))(state.params)  # one compile
     plain = get_task(_config(**{"train.sync_weight": 0.0, "data.sync_negatives": 0, "train.lip_weight": 0.0,
                                 "train.best_metric": "mouth_l1"}))
     base = jax.jit(lambda p: plain.loss(state, p, batch, key=key, axis_name=None)[0])(state.params)
     np.testing.assert_allclose(float(loss), float(base) + cfg.train.lip_weight * float(m["lip_lmd"]), rtol=1e-5)
-    g = jax.jit(jax.grad(lambda p: task.loss(state, p, batch, key=key, axis_name=None)[1][0]["lip_lmd"]))(
-        state.params)
     assert float(jnp.abs(g["image_decoder"]["flow"]["kernel"]).max()) > 0
     assert max(float(jnp.abs(x).max()) for x in jax.tree_util.tree_leaves(g["audio_encoder"])) > 0
     sums = jax.jit(lambda st: task.eval_sums(st, batch, key=key, axis_name=None))(state)

@@ -98,6 +98,7 @@ def _batch(cfg, seed=0):
     return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
 
+@pytest.mark.slow  # ~50 s: three compiles of the judge inside the loss
 def test_mouth_weight_and_the_judges_sync_loss_enter_the_loss_and_reach_the_audio_encoder():
     cfg = _config(**{"train.mse_warmup_steps": 0})
     task = get_task(cfg)
@@ -107,21 +108,20 @@ def test_mouth_weight_and_the_judges_sync_loss_enter_the_loss_and_reach_the_audi
     state = state.replace(params=jax.tree_util.tree_map(lambda x: x + 0.01, state.params))
     batch = _batch(cfg)
 
-    def loss_of(t):
-        return lambda p: t.loss(state, p, batch, key=jax.random.PRNGKey(0), axis_name=None)[0]
-
+    key = jax.random.PRNGKey(0)
     plain = get_task(_config(**{"train.mouth_weight": 0.0, "train.sync_weight": 0.0, "train.mse_warmup_steps": 0}))
-    full, (metrics, _) = task.loss(state, state.params, batch, key=jax.random.PRNGKey(0), axis_name=None)
-    base = loss_of(plain)(state.params)
+    base = jax.jit(lambda p: plain.loss(state, p, batch, key=key, axis_name=None)[0])(state.params)
+    # one compile: the loss, its metrics and the sync term's gradient
+    sync_of = lambda p: task.loss(state, p, batch, key=key, axis_name=None)[1][0]["sync_loss"]  # noqa: E731
+    (full, (metrics, _)), g_sync = jax.jit(lambda p: (task.loss(state, p, batch, key=key, axis_name=None),
+                                                       jax.grad(sync_of)(p)))(state.params)
     expected = base + cfg.train.mouth_weight * metrics["mouth_l1"] + cfg.train.sync_weight * metrics["sync_loss"]
     np.testing.assert_allclose(float(full), float(expected), rtol=1e-5)
     assert 0.2 < float(metrics["sync_loss"]) < 10
-    g_sync = jax.grad(lambda p: task.loss(state, p, batch, key=jax.random.PRNGKey(0), axis_name=None)[1][0]
-                      ["sync_loss"])(state.params)
     audio_grads = jax.tree_util.tree_leaves(g_sync["audio_encoder"])
     assert max(float(jnp.abs(g).max()) for g in audio_grads) > 0  # the judge's signal reaches the audio path
 
-    sums = task.eval_sums(state, batch, key=jax.random.PRNGKey(0), axis_name=None)
+    sums = jax.jit(lambda st: task.eval_sums(st, batch, key=key, axis_name=None))(state)
     for k in ("sync_conf", "static_sync_conf", "real_sync_conf", "sync_acc", "mouth_l1", "static_mouth_l1"):
         assert k in sums and np.isfinite(float(sums[k])), k
     assert float(sums["count"]) == 20  # 4 windows x 5 frames

@@ -332,6 +332,7 @@ def report(tmp_path_factory):
     return ckpt_fixture.run_script(__file__, tmp_path_factory.mktemp("sync_runs"))
 
 
+@pytest.mark.slow  # the training scenario: ~2 min of the 2-core box
 def test_loss_falls_and_in_sync_pairs_are_closer(report):
     losses = report["losses"]
     assert len(losses) == 12 and np.all(np.isfinite(losses))
@@ -342,16 +343,19 @@ def test_loss_falls_and_in_sync_pairs_are_closer(report):
     assert report["checkpoints"] == ["30", "60"]
 
 
+@pytest.mark.slow  # the training scenario: ~2 min of the 2-core box
 def test_embeddings_are_unit_length(report):
     assert report["embedding_shape"] == [40, 32]  # one per frame, model.embed_dim
     assert report["norm_range"] == pytest.approx([1.0, 1.0], abs=1e-5)
 
 
+@pytest.mark.slow  # the training scenario: ~2 min of the 2-core box
 def test_resume_from_the_workdir(report):
     assert report["resumed_step"] == 60  # restored, nothing left to train
     assert report["resume_max_abs_diff"] <= 1e-6, report["resume_max_abs_diff"]  # 20 + 20 == 40
 
 
+@pytest.mark.slow  # the training scenario: ~2 min of the 2-core box
 def test_a_damaged_latest_checkpoint_is_skipped_with_a_warning_and_resume_is_exact(report):
     err = report["damaged_error"]
     assert err is not None and "checkpoints/20 is damaged" in err and "\n" not in err and len(err) < 400, err
@@ -360,11 +364,13 @@ def test_a_damaged_latest_checkpoint_is_skipped_with_a_warning_and_resume_is_exa
     assert report["fallback_max_abs_diff"] <= 1e-6, report["fallback_max_abs_diff"]
 
 
+@pytest.mark.slow  # the training scenario: ~2 min of the 2-core box
 def test_non_finite_sync_loss_stops_naming_the_step(report):
     assert report["nan_error"] is not None and "non-finite loss" in report["nan_error"], report["nan_error"]
     assert "step 1" in report["nan_error"]
 
 
+@pytest.mark.slow  # the training scenario: ~2 min of the 2-core box
 def test_lse_offset_follows_an_audio_shift_on_held_out_tracks(report):
     for key, (offset, lse_d, lse_c) in report["shifts"].items():
         k = int(key.split(":")[1])
@@ -372,6 +378,7 @@ def test_lse_offset_follows_an_audio_shift_on_held_out_tracks(report):
         assert lse_c > 0.1, (key, lse_c)
 
 
+@pytest.mark.slow  # the training scenario: ~2 min of the 2-core box
 def test_nway_loss_trains_and_its_float16_export_scores_alike(report):
     losses = report["nway_losses"]
     assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:2]), losses
