@@ -7,7 +7,7 @@ that gets only the still and the audio could do, since the audio cannot tell hea
 
 With --checkpoint (a warping generator), on the same frames: (d) where the model's warp of
 the still (the first frame, and each frame's own MFCC window) really puts the still's lips
-(train.tasks.generator.warped_points, the lip loss's measure since 2026-12-03), and (e) the
+(models.generator.warped_points, the lip loss's measure since 2026-12-03), and (e) the
 older in-loop measure, the flow sampled at the real lips against the displacement needed.
 
     python benchmarks/lip_oracle.py --data-dir D [--split validation] [--min-frames 50] [--checkpoint W]
@@ -39,8 +39,7 @@ def main():
         import jax.numpy as jnp
 
         from s2v_jax.inference.generator import FrameGenerator
-        from s2v_jax.models.generator import sample_points
-        from s2v_jax.train.tasks.generator import warped_points
+        from s2v_jax.models.generator import sample_points, warped_points
         from tfds_builders.common import decode_frame
 
         gen = FrameGenerator.from_checkpoint(args.checkpoint)

@@ -303,16 +303,22 @@ def test_a_damaged_checkpoint_is_one_line_at_inference(ckpts, media, tmp_path):
     assert not (tmp_path / "out.mp4").exists()
 
 
+def _real_photo_argv(ckpts, real_data, media, out, *flags):
+    """`s2v [flags] generate` of the tiny checkpoint on a real photo, as a subprocess argv."""
+    import sys
+
+    return [sys.executable, "-m", "s2v_jax.cli", *flags, "generate", "--checkpoint", ckpts["gen"],
+            "--image", str(real_data / "stills" / "portrait_a.jpg"), "--audio", str(media["speech"]),
+            "--out", str(out), "--no-progress", "--preset", "veryfast"]
+
+
 @pytest.mark.shared_data
 def test_generate_on_a_real_photo_prints_no_native_mediapipe_logging(ckpts, real_data, media, tmp_path):
     import re
     import subprocess
-    import sys
 
-    argv = [sys.executable, "-m", "s2v_jax.cli", "generate", "--checkpoint", ckpts["gen"],
-            "--image", str(real_data / "stills" / "portrait_a.jpg"), "--audio", str(media["speech"]),
-            "--out", str(tmp_path / "out.mp4"), "--no-progress", "--preset", "veryfast"]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(_real_photo_argv(ckpts, real_data, media, tmp_path / "out.mp4"),
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     native = [line for line in proc.stderr.splitlines() if re.match(r"^[WIEF]\d{4} ", line)]
     assert native == [], native[:5]
@@ -323,12 +329,9 @@ def test_generate_on_a_real_photo_prints_no_native_mediapipe_logging(ckpts, real
 def test_verbose_shows_the_native_mediapipe_logging(ckpts, real_data, media, tmp_path):
     import re
     import subprocess
-    import sys
 
-    verbose_argv = [sys.executable, "-m", "s2v_jax.cli", "--verbose", "generate", "--checkpoint", ckpts["gen"],
-                    "--image", str(real_data / "stills" / "portrait_a.jpg"), "--audio", str(media["speech"]),
-                    "--out", str(tmp_path / "v.mp4"), "--no-progress", "--preset", "veryfast"]
-    verbose = subprocess.run(verbose_argv, capture_output=True, text=True, timeout=300)
+    verbose = subprocess.run(_real_photo_argv(ckpts, real_data, media, tmp_path / "v.mp4", "--verbose"),
+                             capture_output=True, text=True, timeout=300)
     assert verbose.returncode == 0, verbose.stderr[-2000:]
     assert any(re.match(r"^[WIEF]\d{4} ", line) for line in verbose.stderr.splitlines())  # --verbose shows it
 

@@ -44,6 +44,20 @@ def warp_image(images, flow):
     return sample_points(images, points.reshape(b, h * w, 2)).reshape(b, h, w, c)
 
 
+WARP_POINT_ITERATIONS = 8  # fixed-point steps that find where the backward warp puts a still point
+
+
+def warped_points(flow, points, iterations: int = WARP_POINT_ITERATIONS):
+    """Where `warp_image` puts the still's points: flow (dy, dx) [N, S, S, 2], points (x, y)
+    [N, P, 2] -> [N, P, 2]. Output pixel q shows the still at q + flow(q), so still point p shows
+    at the q with q + flow(q) = p: q = p - flow(q), solved by fixed-point steps from q = p (they
+    converge while the flow's gradient stays below 1, as a fold-free warp's does)."""
+    q = points
+    for _ in range(iterations):
+        q = points - sample_points(flow, q)[..., ::-1]
+    return q
+
+
 def sample_points(maps, points):
     """Bilinear values of maps [B, H, W, C] at points [B, N, 2] given as (x, y) in continuous pixel
     coordinates (pixel i spans [i, i + 1), as landmarks are stored) -> [B, N, C]; edges clamped."""
