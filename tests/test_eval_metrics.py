@@ -131,6 +131,31 @@ def test_image_quality_by_hand():
     assert same["ssim"] == pytest.approx(1.0) and same["psnr"] == pytest.approx(100.0)
 
 
+def test_sharpness_by_hand_blur_lowers_it_and_only_the_lower_face_counts():
+    import cv2
+
+    flat = np.full((1, 112, 112, 3), 90, np.uint8)
+    assert metrics.sharpness(flat) == 0.0
+    # one white pixel in the lower face: the 4-neighbour Laplacian is -4*255 there and +255 at its
+    # 4 neighbours, 0 elsewhere in the 52x76 region
+    dot = flat.copy()
+    dot[0, 80, 50] = 255
+    lap = np.zeros((52, 76))
+    lap[80 - 54, 50 - 18] = -4 * 165.0
+    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        lap[80 - 54 + dy, 50 - 18 + dx] = 165.0
+    assert metrics.sharpness(dot) == pytest.approx(lap.var())
+    above = flat.copy()
+    above[0, 20, 50] = 255  # the eyes' rows: outside the region
+    assert metrics.sharpness(above) == 0.0
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (2, 112, 112, 3)).astype(np.uint8)
+    blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 1.5) for f in noise])
+    assert metrics.sharpness(blurred) < 0.2 * metrics.sharpness(noise)
+    with pytest.raises(ValueError, match="sharpness needs a video"):
+        metrics.sharpness(noise[0])
+
+
 # ---------------------------------------------------------------- real clips: a known shift moves the offset
 
 REAL_CLIPS = ("corpus/voxceleb2_style/00086.mp4", "corpus/voxceleb2_style/00010.mp4",

@@ -218,3 +218,19 @@ def test_exclude_pattern_that_matches_nothing_is_an_error(data_dir):
     assert only_val not in train_sources  # split by speaker
     full = input_pipeline._samples(make_config(data_dir), "train")
     assert len(input_pipeline._samples(make_config(data_dir, data__exclude=only_val), "train")) == len(full)
+
+
+def test_the_deblurring_nets_config_loads_a_registered_corpus(data_dir):
+    """configs/deblur.py's model has no identity images; its loader still reads the corpus."""
+    from configs import deblur
+
+    config = deblur.get_config()
+    config.data.dataset = "synthetic_talking_faces/tiny"
+    config.data.data_dir = data_dir
+    config.data.min_identity_distance = 10
+    config.data.num_workers = 0
+    config.train.batch_size = 4
+    assert "num_identity_images" not in config.model
+    batch = next(input_pipeline.create_train_loader(config))
+    assert batch["target"].shape == (4, 112, 112, 3) and batch["target"].dtype == np.uint8
+    assert batch["target"].std() > 0

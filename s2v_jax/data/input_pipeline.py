@@ -369,7 +369,9 @@ def build_loader(source, transform, *, batch_size: int, seed: int, workers: int 
 
 
 def _make_sample(config, augment: bool, debug: bool) -> "MakeSample":
-    return MakeSample(int(config.model.num_identity_images), int(config.data.min_identity_distance), augment, debug,
+    # The deblurring net's model config has no identity images: its samples still carry one
+    # (unused), so it trains on every registered corpus the generator does.
+    return MakeSample(int(config.model.get("num_identity_images", 1)), int(config.data.min_identity_distance), augment, debug,
                       window=int(config.data.get("window_frames", 1)),
                       sync_negatives=int(config.data.get("sync_negatives", 0)),
                       landmarks=float(config.train.get("lip_weight", 0.0)) > 0)

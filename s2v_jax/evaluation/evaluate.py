@@ -225,6 +225,7 @@ def row_measures(frames, landmarks, real_frames, real_landmarks, envelope, exper
     else:
         q = metrics.image_quality(frames, real_frames)
         out.update(psnr=_finite(q["psnr"]), ssim=_finite(q["ssim"]), lmd=_finite(metrics.lmd(landmarks, real_landmarks)))
+    out["sharpness"] = _finite(metrics.sharpness(frames)) if len(frames) else None
     found = np.isfinite(landmarks[:, 0, 0])
     out["face_found"] = float(found.mean()) if len(found) else 0.0
     opening = metrics.mouth_opening(landmarks)
@@ -245,7 +246,7 @@ def row_measures(frames, landmarks, real_frames, real_landmarks, envelope, exper
 
 def summarise(clip_rows: Sequence[Dict[str, Dict[str, Any]]]) -> Dict[str, Dict[str, Any]]:
     """Per row: the mean over clips of each scalar measure (clips without it left out) and the clip count."""
-    keys = ("psnr", "ssim", "lmd", "face_found", "mouth_opening_std", "mouth_motion", "sync_correlation",
+    keys = ("psnr", "ssim", "sharpness", "lmd", "face_found", "mouth_opening_std", "mouth_motion", "sync_correlation",
             "sync_correlation_at_zero", "lse_d", "lse_c")
     out = {}
     for row in ROWS:

@@ -256,3 +256,26 @@ def image_quality(pred, real, batch_size: int = 64) -> Dict[str, float]:
     if not psnr:
         return {"psnr": float("nan"), "ssim": float("nan")}
     return {"psnr": float(np.concatenate(psnr).mean()), "ssim": float(np.concatenate(ssim).mean())}
+
+
+# The lower face of a 112x112 registered crop (rows, columns): where the generator changes the still.
+LOWER_FACE_REGION_112 = (54, 106, 18, 94)
+
+
+def sharpness(frames, region=LOWER_FACE_REGION_112) -> float:
+    """Mean over frames of the variance of the Laplacian of the grey image inside `region`
+    (top, bottom, left, right of a 112x112 crop, scaled to the frames' size), on [0, 255]
+    intensities: the usual focus measure. Blur lowers it; noise and sharpening raise it, so read
+    it beside PSNR and the real video's value."""
+    import cv2
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise ValueError(f"sharpness needs a video [T, S, S, 3], got {frames.shape}")
+    k = frames.shape[1] / 112.0
+    top, bottom, left, right = (int(round(v * k)) for v in region)
+    out = []
+    for f in frames:
+        grey = cv2.cvtColor(np.ascontiguousarray(f.astype(np.uint8)), cv2.COLOR_RGB2GRAY).astype(np.float64)
+        out.append(cv2.Laplacian(grey, cv2.CV_64F, ksize=1)[top:bottom, left:right].var())
+    return float(np.mean(out))

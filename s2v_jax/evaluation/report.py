@@ -29,6 +29,9 @@ DEFINITIONS = {
            "distance between generated and real landmarks, divided by the real frame's inter-ocular distance "
            "(between the eye centres, each the midpoint of its two eye corners); mean over frames with a face "
            "in both. 0 for identical frames.",
+    "sharpness": "Variance of the Laplacian (3x3, of the grey image, intensities 0-255) inside the lower face "
+                 "(rows 54-106, columns 18-94 of the 112x112 crop), mean over frames: blur lowers it, noise and "
+                 "over-sharpening raise it; read it beside the real video's.",
     "face_found": "Fraction of frames in which the face mesh found a face.",
     "mouth_opening": "Inner-lip gap (mean of the 82/87, 13/14, 312/317 landmark distances) / inter-ocular "
                      "distance, per frame.",
@@ -187,7 +190,7 @@ def _table(rows: Dict[str, Dict[str, Any]], keys) -> str:
     return f"<table><tr><th></th>{head}</tr>{body}</table>"
 
 
-SUMMARY_KEYS = ("clips", "psnr", "ssim", "lmd", "lse_d", "lse_c", "sync_recovered", "av_offset_mean_abs",
+SUMMARY_KEYS = ("clips", "psnr", "ssim", "sharpness", "lmd", "lse_d", "lse_c", "sync_recovered", "av_offset_mean_abs",
                 "av_offset_within_1", "face_found")
 # Landmark lip sync ranks a mouth that only follows loudness above real video (BENCHMARKS.md): shown apart.
 DIAGNOSTIC_KEYS = ("mouth_opening_std", "mouth_motion", "sync_correlation", "sync_correlation_at_zero",
