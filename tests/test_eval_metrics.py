@@ -136,8 +136,8 @@ def test_sharpness_by_hand_blur_lowers_it_and_only_the_lower_face_counts():
 
     flat = np.full((1, 112, 112, 3), 90, np.uint8)
     assert metrics.sharpness(flat) == 0.0
-    # one white pixel in the lower face: the 4-neighbour Laplacian is -4*255 there and +255 at its
-    # 4 neighbours, 0 elsewhere in the 52x76 region
+    # one white pixel on grey 90 in the lower face: the 4-neighbour Laplacian is -4*165 there and
+    # +165 at its 4 neighbours, 0 elsewhere in the 52x76 region
     dot = flat.copy()
     dot[0, 80, 50] = 255
     lap = np.zeros((52, 76))

@@ -258,7 +258,9 @@ def image_quality(pred, real, batch_size: int = 64) -> Dict[str, float]:
     return {"psnr": float(np.concatenate(psnr).mean()), "ssim": float(np.concatenate(ssim).mean())}
 
 
-# The lower face of a 112x112 registered crop (rows, columns): where the generator changes the still.
+# The lower face of a 112x112 registered crop (top, bottom, left, right): the region the real-face
+# generator may change (configs/real_small.py residual_region), fixed here so the measure does not
+# move with a config.
 LOWER_FACE_REGION_112 = (54, 106, 18, 94)
 
 

@@ -17,6 +17,8 @@ from typing import Any, Dict, Mapping
 
 import numpy as np
 
+from s2v_jax.evaluation.metrics import LOWER_FACE_REGION_112
+
 ROW_LABELS = {"model": "model", "static_baseline": "static baseline", "real": "real video"}
 ROW_COLOURS = {"model": "tab:red", "static_baseline": "tab:grey", "real": "tab:blue"}
 STRIP_ROWS = ("real", "model", "static_baseline")  # top to bottom
@@ -30,8 +32,8 @@ DEFINITIONS = {
            "(between the eye centres, each the midpoint of its two eye corners); mean over frames with a face "
            "in both. 0 for identical frames.",
     "sharpness": "Variance of the Laplacian (3x3, of the grey image, intensities 0-255) inside the lower face "
-                 "(rows 54-106, columns 18-94 of the 112x112 crop), mean over frames: blur lowers it, noise and "
-                 "over-sharpening raise it; read it beside the real video's.",
+                 "(rows {}-{}, columns {}-{} of the 112x112 crop), mean over frames: blur lowers it, noise and "
+                 "over-sharpening raise it; read it beside the real video's.".format(*LOWER_FACE_REGION_112),
     "face_found": "Fraction of frames in which the face mesh found a face.",
     "mouth_opening": "Inner-lip gap (mean of the 82/87, 13/14, 312/317 landmark distances) / inter-ocular "
                      "distance, per frame.",
