@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name, module_name, help_text in COMMANDS:
         module = importlib.import_module(f"s2v_jax.commands.{module_name}")
-        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
+        # argparse %-formats help strings ("10%" of a help broke `s2v --help`): escape them here.
+        p = sub.add_parser(name, help=help_text.replace("%", "%%"), description=(module.__doc__ or help_text).strip())
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser

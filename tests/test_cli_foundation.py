@@ -69,3 +69,15 @@ def test_apply_override_types():
     assert config.model.skips == ("A", "B")
     with pytest.raises(ConfigError, match="field=value"):
         apply_override(config, "train.batch_size")
+
+
+def test_top_level_help_lists_every_command(capsys):
+    from s2v_jax.cli import COMMANDS
+
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps the help lines
+    for name, _module, _help in COMMANDS:
+        assert name in out
+    assert "last 10% held out" in out  # a literal percent sign survives argparse's formatting
