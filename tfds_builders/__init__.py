@@ -1,6 +1,7 @@
 """TFDS builders of the project's datasets (array_record, read without TensorFlow).
 
-    registered_faces/{lrs2,voxceleb2,lrw,folder}   face tracks of a video corpus
+    registered_faces/{lrs2,voxceleb2,lrw,folder,real}   face tracks of a video corpus
+    registered_faces/{...}_synced                       the same, AV offsets corrected (sync_correct.py)
     synthetic_talking_faces/{tiny,small,medium}    the s2v_jax.synth corpus, registered
 
 `build()` prepares one (the `s2v build-dataset` command and
@@ -29,8 +30,9 @@ def parse_name(name: str, config: Optional[str] = None) -> str:
     return f"{base}/{named or config}" if (named or config) else base
 
 
-def get_builder(name: str, data_dir: str, *, use_beam: bool = False):
-    """The TFDS builder `name` ('builder/config') in `data_dir`, array_record format."""
+def get_builder(name: str, data_dir: str, *, use_beam: bool = False, sync_judge=None):
+    """The TFDS builder `name` ('builder/config') in `data_dir`, array_record format
+    (`sync_judge`: what a registered_faces `*_synced` config measures AV offsets with)."""
     import tensorflow_datasets as tfds
 
     import tfds_builders.registered_faces  # noqa: F401  (registers the builders)
@@ -45,7 +47,11 @@ def get_builder(name: str, data_dir: str, *, use_beam: bool = False):
         raise DataError(f"{base} needs a config: give {base}/CONFIG ({', '.join(known)})")
     if config not in known:
         raise DataError(f"{base} has no config {config!r}; configs: {', '.join(known)}")
-    kwargs = {"use_beam": True} if use_beam else {}
+    kwargs: Dict[str, Any] = {"use_beam": True} if use_beam else {}
+    if sync_judge is not None:
+        if base != "registered_faces":
+            raise DataError(f"AV-offset correction is for registered_faces only, not {base!r}")
+        kwargs["sync_judge"] = sync_judge
     try:
         return tfds.builder(name, data_dir=os.path.expanduser(data_dir), file_format="array_record", **kwargs)
     except Exception as e:  # e.g. an unreadable data dir
@@ -53,13 +59,14 @@ def get_builder(name: str, data_dir: str, *, use_beam: bool = False):
 
 
 def build(name: str, data_dir: str, *, manual_dir: Optional[str] = None, use_beam: bool = False,
-          beam_options: Sequence[str] = (), overwrite: bool = False):
-    """Prepares `name` in `data_dir` unless it is already there; returns the builder."""
+          beam_options: Sequence[str] = (), overwrite: bool = False, sync_judge=None):
+    """Prepares `name` in `data_dir` unless it is already there; returns the builder.
+    `sync_judge`: for a registered_faces `*_synced` config (tfds_builders.sync_correct)."""
     import tensorflow_datasets as tfds
 
     from s2v_jax.errors import DataError
 
-    builder = get_builder(name, data_dir, use_beam=use_beam)
+    builder = get_builder(name, data_dir, use_beam=use_beam, sync_judge=sync_judge)
     if builder.is_prepared() and not overwrite:
         return builder
     kwargs: Dict[str, Any] = {}
@@ -104,6 +111,9 @@ def report(builder, build_seconds: Optional[float] = None) -> Dict[str, Any]:
         "num_skipped": len(skipped),
         "skipped": skipped,
     }
+    if "sync_correction" in meta:  # a *_synced build: per-source offsets (every track in metadata.json)
+        sc = meta["sync_correction"]
+        out["sync_correction"] = {k: sc[k] for k in ("policy", "unmeasured_short_tracks", "summary") if k in sc}
     if build_seconds is not None:
         out["build_seconds"] = round(build_seconds, 1)
     return out

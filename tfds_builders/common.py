@@ -280,15 +280,20 @@ def cached_process_clip(clip: Clip, *, min_frames: int, cache_dir: Optional[str]
 
 
 def generate(clips: List[Clip], split: str, build_log: BuildLog, *, min_frames: int,
-             extra_fn: Optional[ExtraFn] = None, cache_dir: Optional[str] = None
+             extra_fn: Optional[ExtraFn] = None, cache_dir: Optional[str] = None,
+             correct_fn: Optional[Callable[[ClipResult], ClipResult]] = None
              ) -> Iterator[Tuple[int, Dict[str, Any]]]:
     """The in-process generator of one split, logging progress per video.
-    `cache_dir` (no `extra_fn`): per-video results kept for the next build."""
+    `cache_dir` (no `extra_fn`): per-video results kept for the next build.
+    `correct_fn`: applied to each video's result after the cache (the AV-offset
+    correction of tfds_builders.sync_correct), so the cache holds the tracks as registered."""
     for i, clip in enumerate(clips):
         if extra_fn is None:
             result = cached_process_clip(clip, min_frames=min_frames, cache_dir=cache_dir)
         else:
             result = process_clip(clip, min_frames=min_frames, extra_fn=extra_fn)
+        if correct_fn is not None:
+            result = correct_fn(result)
         build_log.add(split, result)
         reasons = "; ".join(r["reason"] for r in result.skipped)
         log.info("[%s %d/%d] %s: %d track(s)%s", split, i + 1, len(clips), clip.source,

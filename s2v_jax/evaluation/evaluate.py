@@ -173,7 +173,7 @@ def clips_from_tfds(spec: str, data_dir: str, max_clips: Optional[int] = None,
         if video is not None:
             try:
                 wav = audio.load_audio(video)
-                start = int(ex["start_frame"])
+                start = int(ex["start_frame"]) + int(ex.get("av_offset", 0))  # a *_synced track's sound
                 total = max(int(ex["end_frame"]), audio.num_video_frames(len(wav)))
                 envelope = metrics.audio_envelope(wav, total)[start:start + len(crops)]
             except MediaError as e:

@@ -9,16 +9,23 @@ Configs by layout of the manual directory: `lrs2` (<video_id>/<clip>.mp4),
 <WORD>_<n>.mp4, its own splits) and `folder` (any videos, recursively; a
 top-level sub-folder is one identity). Splits: md5(identity) mod 100 < 10 ->
 validation, else train (LRW: its folders). `use_beam=True` builds with Beam.
+
+`<config>_synced` (lrs2, voxceleb2, folder, real): the same tracks with their
+audio-visual offset corrected by a sync judge (`tfds_builders.sync_correct`;
+`s2v build-dataset ... --sync-correct` passes the shipped judge as
+`sync_judge=`). It reuses the plain config's per-video registration cache.
 """
 
 import dataclasses
 import os
 import shutil
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 from s2v_jax.errors import DataError
 from tfds_builders import common
+from tfds_builders import sync_correct
 from tfds_builders.registered_faces import layouts
 
 
@@ -30,6 +37,7 @@ class RegisteredFacesConfig(tfds.core.BuilderConfig):
     layout: str = "folder"        # how identities are read from paths (see layouts.py)
     validation_percent: int = 10  # share of identities (by hash) in the validation split
     min_frames: int = 30          # tracks shorter than this (1.2 s) are skipped as too short
+    sync_correct: bool = False    # shift each track's audio by the judge's offset (sync_correct.py)
 
 
 class RegisteredFaces(tfds.core.GeneratorBasedBuilder):
@@ -49,6 +57,10 @@ class RegisteredFaces(tfds.core.GeneratorBasedBuilder):
                               description="the shared real corpus (lrs2, lrs2_b, voxceleb2_style, grid, grid_s1, "
                                           "lrc_ar, styletalk, tedx_ro): identities per source, each source split"),
     ]
+    BUILDER_CONFIGS += [  # the same with each track's AV offset corrected by a sync judge
+        dataclasses.replace(c, name=c.name + sync_correct.SUFFIX, sync_correct=True,
+                            description=c.description + "; AV offset corrected by the sync judge")
+        for c in list(BUILDER_CONFIGS) if c.layout != "lrw"]  # LRW's 1.16 s words are too short to measure
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     Put the corpus videos in the manual directory (`--manual-dir`, or
     `<data_dir>/downloads/manual`) in the config's layout: lrs2
@@ -56,13 +68,19 @@ class RegisteredFaces(tfds.core.GeneratorBasedBuilder):
     <WORD>/<train|val|test>/<WORD>_<n>.mp4, folder: any tree of videos.
     """
 
-    def __init__(self, *, use_beam: bool = False, **kwargs):
+    def __init__(self, *, use_beam: bool = False, sync_judge=None, **kwargs):
         self._use_beam = use_beam  # same records either way; Beam spreads the work
+        self._sync_judge = sync_judge  # *_synced configs: what measures each track's offset (building only)
         super().__init__(**kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
+        extra = None
+        if self.builder_config.sync_correct:
+            extra = {"av_offset": tfds.features.Scalar(
+                np.int32, doc="frames the sound was shifted by (+k: it came k frames late); the sound of "
+                              "frame start_frame + i is at start_frame + i + av_offset in the source video")}
         return self.dataset_info_from_configs(
-            features=common.features(),
+            features=common.features(extra),
             # Records sorted by their integer key: the loader knows the order
             # from the metadata (see common.py) without reading the records.
             disable_shuffling=True,
@@ -75,6 +93,16 @@ class RegisteredFaces(tfds.core.GeneratorBasedBuilder):
         cfg = self.builder_config
         if not os.path.isdir(root):
             raise DataError(f"manual directory {root!r} does not exist (pass --manual-dir with the videos)")
+        self._corrector = None
+        if cfg.sync_correct:
+            if self._use_beam:
+                raise DataError(f"registered_faces/{cfg.name} is built without Beam (the sync judge runs in "
+                                "the building process): leave out --beam")
+            if self._sync_judge is None:
+                raise DataError(f"registered_faces/{cfg.name} needs a sync judge to measure each track's "
+                                f"AV offset: build it with `s2v build-dataset registered_faces/"
+                                f"{cfg.name.removesuffix(sync_correct.SUFFIX)} --sync-correct`")
+            self._corrector = sync_correct.SyncCorrector(self._sync_judge, min_frames=cfg.min_frames)
         clips, skipped = layouts.list_clips(root, cfg.layout, cfg.validation_percent)
         self._log = common.BuildLog(self.info.metadata)
         for rec in skipped:
@@ -91,13 +119,18 @@ class RegisteredFaces(tfds.core.GeneratorBasedBuilder):
             shutil.rmtree(self._report_dir, ignore_errors=True)
             return {split: beam_support.GenerateTracks(c, os.path.join(self._report_dir, split), cfg.min_frames)
                     for split, c in sorted(by_split.items())}
-        self._cache_dir = os.path.join(os.fspath(dl_manager.download_dir), "registered_faces_cache", cfg.name)
+        # a synced config shares the plain config's registrations (the cache holds tracks as registered)
+        self._cache_dir = os.path.join(os.fspath(dl_manager.download_dir), "registered_faces_cache",
+                                       cfg.name.removesuffix(sync_correct.SUFFIX))
         gens = {split: self._generate_examples(c, split) for split, c in sorted(by_split.items())}
         return common.nonempty_generators(gens, self._log)
 
     def _generate_examples(self, clips, split):
+        corrector = getattr(self, "_corrector", None)
         yield from common.generate(clips, split, self._log, min_frames=self.builder_config.min_frames,
-                                   cache_dir=getattr(self, "_cache_dir", None))
+                                   cache_dir=getattr(self, "_cache_dir", None), correct_fn=corrector)
+        if corrector is not None:  # after each split: the metadata is written once all are done
+            self.info.metadata["sync_correction"] = corrector.metadata()
 
     def _download_and_prepare(self, dl_manager, download_config=None):
         # A real corpus's split is over TFDS's 1 GB in-memory sort without TensorFlow
