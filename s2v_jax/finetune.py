@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 HOLDOUT = 0.1           # the last tenth of each video is the validation part
 MIN_FACE_FRACTION = 0.6  # tracks of smaller faces than this x the largest are left out
 MIN_PART_FRAMES = 12     # shortest train/validation piece of a track kept (0.48 s)
-ADVISED_SECONDS = 60     # less face video than this to train on gets a warning (22 s overfit, 54 s helped)
+ADVISED_SECONDS = 60     # less face video than this gets a warning (25 s overfit, the anchor's 60 s helped)
 
 
 def _video_hash(path: str) -> str:
@@ -110,14 +110,15 @@ def split_tracks(videos: Sequence[Dict[str, Any]], holdout: float = HOLDOUT):
     return train, val
 
 
-def short_video_warnings(train_frames: int, fps: float = 25.0) -> list:
-    """A warning when there is under ADVISED_SECONDS of the speaker's face to train on: the
-    fine-tune then fits those clips and can do worse than the base on other footage of the
-    person (BENCHMARKS.md: 22 s of feifeili did, 54 s of the anchor gained on both LMD and sync)."""
-    seconds = train_frames / fps
+def short_video_warnings(face_frames: int, fps: float = 25.0) -> list:
+    """A warning when the videos show the speaker's face for under ADVISED_SECONDS (tracked
+    frames, training and held-out parts together): the fine-tune then fits those clips and can
+    do worse than the base on other footage of the person (BENCHMARKS.md: feifeili's 25 s did;
+    the anchor's 60 s gained on both LMD and sync)."""
+    seconds = face_frames / fps
     if seconds >= ADVISED_SECONDS:
         return []
-    return [f"only {seconds:.0f} s of the speaker's face to train on (under {ADVISED_SECONDS} s): the fine-tune "
+    return [f"only {seconds:.0f} s of the speaker's face in the videos (under {ADVISED_SECONDS} s): the fine-tune "
             "may fit these clips and do worse than the base model on other footage of the person; give a "
             "minute or more of video (repeat --video)"]
 
@@ -179,7 +180,7 @@ def finetune(videos: Sequence[str], workdir: str, *, checkpoint: Optional[str] =
                                  "skipped": g["skipped"]})
     report["train_frames"] = sum(len(p["frames"]) for p in train_parts)
     report["validation_frames"] = sum(len(p["frames"]) for p in val_parts)
-    report["warnings"] = short_video_warnings(report["train_frames"])
+    report["warnings"] = short_video_warnings(report["train_frames"] + report["validation_frames"])
     for w in report["warnings"]:
         log.warning(w)
     if not val_parts:

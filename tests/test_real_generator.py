@@ -190,7 +190,7 @@ def test_finetune_runs_keeps_the_best_and_resumes_without_tracking_again(real_da
     assert val_steps == [0, 2, 4]
     data = json.load(open(os.path.join(w, "finetune_data.json")))
     assert data["validation_frames"] >= 12 and data["train_frames"] > 5 * data["validation_frames"]
-    assert len(data["warnings"]) == 1 and "under 60 s" in data["warnings"][0]  # 8 s of face: warned
+    assert len(data["warnings"]) == 1 and "under 60 s" in data["warnings"][0]  # 9 s of face: warned
     assert sorted(os.listdir(os.path.join(w, "tracks")))[0].startswith("bbaf3s-")
 
     def no_tracking(*a, **k):
@@ -325,5 +325,5 @@ def test_finetune_warns_only_under_a_minute_of_face_video():
     from s2v_jax.finetune import short_video_warnings
 
     assert short_video_warnings(25 * 60) == []
-    (w,) = short_video_warnings(25 * 22)
-    assert w.startswith("only 22 s of the speaker's face") and "a minute or more" in w
+    (w,) = short_video_warnings(25 * 25)
+    assert w.startswith("only 25 s of the speaker's face") and "a minute or more" in w
