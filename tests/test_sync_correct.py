@@ -138,6 +138,18 @@ def test_the_shipped_judge_finds_and_undoes_a_six_frame_delay_on_a_real_sentence
     err_fixed = float(np.abs(f - o).mean())
     err_unshifted = float(np.abs(f[:n - k] - o[k:]).mean())  # the delayed copy's own pairing, 6 frames off
     assert err_fixed < 0.5 * err_unshifted, (err_fixed, err_unshifted)
+    # `s2v evaluate` reads a synced track's sound (its loudness envelope) from start_frame + av_offset
+    from s2v_jax.evaluation import metrics
+    from s2v_jax.evaluation.evaluate import clips_from_tfds
+    from s2v_jax.media import audio
+
+    clips = {c.source.split("/")[-1]: c for c in clips_from_tfds(
+        f"registered_faces/folder_synced:{split}", str(tmp_path / "data"), manual_dir=str(tmp_path / "manual"))}
+    env_o, env_f = clips["a_original.mp4"].envelope[a0:a0 + n], clips["b_delayed.mp4"].envelope[:n]
+    wav = audio.load_audio(str(manual / "b_delayed.mp4"))
+    s0 = int(fixed["start_frame"])
+    env_raw = metrics.audio_envelope(wav, audio.num_video_frames(len(wav)))[s0:s0 + n]  # without the offset
+    assert np.abs(env_f - env_o).mean() < 0.5 * np.abs(env_raw - env_o).mean()
 
 
 def test_the_command_builds_the_synced_config_with_the_shipped_judge_and_refuses_what_cannot_work():
