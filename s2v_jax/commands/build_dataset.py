@@ -26,7 +26,8 @@ import time
 def add_arguments(parser):
     parser.add_argument("name", help="registered_faces or synthetic_talking_faces, optionally /CONFIG")
     parser.add_argument("--config", default=None,
-                        help="builder config: lrs2, voxceleb2, lrw, folder (registered_faces); tiny, small, medium (synthetic)")
+                        help="builder config: lrs2, voxceleb2, lrw, folder, real, or one of those (not lrw) with _synced "
+                             "(registered_faces; see --sync-correct); tiny, small, medium (synthetic)")
     parser.add_argument("--data-dir", required=True, help="TFDS data directory to build into")
     parser.add_argument("--manual-dir", default=None, help="folder of source videos (registered_faces)")
     parser.add_argument("--overwrite", action="store_true", help="rebuild even if the dataset is already there")
@@ -86,5 +87,5 @@ def sync_settings(name: str, args):
 def raise_missing_config(name: str):
     from s2v_jax.errors import DataError
 
-    hint = "lrs2, voxceleb2, lrw or folder" if name == "registered_faces" else "tiny, small or medium"
+    hint = "lrs2, voxceleb2, lrw, folder or real" if name == "registered_faces" else "tiny, small or medium"
     raise DataError(f"{name} needs a config: give {name}/CONFIG or --config ({hint})")
