@@ -104,16 +104,16 @@ class SyncCorrector:
 
     def metadata(self) -> Dict[str, Any]:
         """What goes into the build metadata: the policy, per-source counts, every measured track."""
-        by_source: Dict[str, Dict[str, Any]] = collections.OrderedDict()
+        by_source: Dict[str, Dict[str, Any]] = {}
         for r in self.records:
             s = by_source.setdefault(r["source"].split("/")[0], {"measured": 0, "shifted": 0,
                                                                   "offsets": collections.Counter()})
             s["measured"] += 1
             s["shifted"] += int(r["shifted"])
-            s["offsets"][str(r["offset"])] += 1
+            s["offsets"][r["offset"]] += 1  # an int, or None where the judge gave no offset
+        in_order = lambda oc: (oc[0] is None, oc[0] or 0)  # noqa: E731  (ascending, None last)
         summary = {k: {"measured": v["measured"], "shifted": v["shifted"],
-                       "offsets": dict(sorted(v["offsets"].items(), key=lambda kv: (kv[0] == "None", int(kv[0])
-                                                                                    if kv[0] != "None" else 0)))}
+                       "offsets": {str(o): c for o, c in sorted(v["offsets"].items(), key=in_order)}}
                    for k, v in sorted(by_source.items())}
         return {"policy": dataclasses.asdict(self.policy), "unmeasured_short_tracks": self.unmeasured,
                 "summary": summary, "tracks": self.records}
