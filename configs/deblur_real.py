@@ -24,7 +24,8 @@ def get_config():
     d.dataset = "registered_faces/real"
     d.manual_dir = "../shared/data/real/corpus"
     d.min_identity_distance = 12   # as configs/real_small.py (LRC-AR clips are 1.2 s); the net uses no identity
-    d.exclude = "grid_s1/sw*"      # as configs/real_small.py: the speaker fine-tune's test sentences
+    d.exclude = "grid_s1/sw*"      # grid_s1's 'set white' sentences, the fine-tune test when this was measured
+    #                                (configs/real_small.py now leaves out all of grid_s1)
     d.num_workers = 0
     t.batch_size = 16
     t.num_steps = 1500
