@@ -13,6 +13,10 @@ pipeline keeps up (it decodes 6 JPEGs per window: give it the host's cores).
 
     python run_train.py --config configs/real.py --workdir workdirs/real
 
+Like configs/real_small.py it leaves the grid_s1 speaker out (her 45 minutes
+are the speaker fine-tune's test); `--config.data.exclude=''` trains on all
+of the corpus.
+
 This is the shipped model's stage 1 only. Its lip-warp stages at this width
 (configs/real_small_warp.py's docstring has the CPU chain; not run at width
 1.0 here):
