@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     m.bn_epsilon = 1e-5             # BatchNorm variance epsilon
     m.identity_residual = False     # not in the paper: output sigmoid(logit(first still) + decoder), a change to the still
     m.warp = 0.0                    # not in the paper: with identity_residual, warp the still by a predicted flow of at most this many px first
+    m.audio_width = 0.0             # not in the paper: channel multiplier of the audio CNN's conv1-fc6 (0 = width; fc7 keeps width)
     m.warp_only = False             # with warp > 0: the output is the warped still alone (no painted change)
 
     config.data = d = ml_collections.ConfigDict()
@@ -49,6 +50,8 @@ def get_config() -> ml_collections.ConfigDict:
     t.mse_warmup_steps = 0          # first steps on squared error, then L1 (0 = the paper's L1 throughout)
     t.lip_weight = 0.0              # not in the paper: weight of the lip-warp landmark loss (needs model.warp > 0)
     t.init_from = ""                # start a new run from this model's weights ('shipped', a workdir or an export); '' = random
+    t.init_widen = False            # with init_from: a smaller array at the same place fills the new one's leading block
+    #                                 (function-preserving widening of hidden layers, e.g. model.audio_width)
     t.parallel = "pmap"             # data parallelism: 'pmap' (per-device step) or 'mesh' (jit + NamedSharding)
     t.seed = 0                      # parameter initialisation seed
     t.log_every = 100               # steps between metric logs (host syncs happen only here)

@@ -228,3 +228,37 @@ def test_warp_only_output_is_the_still_moved_by_the_flow():
     assert float(jnp.abs(flow).max()) > 0.5  # the head moves pixels
     np.testing.assert_allclose(frames, warp_image(still, flow), atol=1e-5)  # and nothing paints on top
     np.testing.assert_allclose(model.apply(v, mfcc, still), frames, atol=1e-6)
+
+
+def test_a_wider_audio_cnn_initialised_by_widening_computes_what_the_narrow_one_did_then_trains():
+    from s2v_jax.train.loop import _widened, overlay_arrays
+
+    narrow_cfg, wide_cfg = _config(), _config(**{"model.audio_width": 0.5})
+    narrow, wide = build_model(narrow_cfg), build_model(wide_cfg)
+    rng = np.random.default_rng(2)
+    mfcc = jnp.asarray(rng.normal(size=(3, 12, 35, 1)), jnp.float32)
+    still = jnp.asarray(rng.uniform(0.05, 0.95, size=(3, 112, 112, 3)), jnp.float32)
+    v_narrow = jax.device_get(narrow.init(jax.random.PRNGKey(0), mfcc, still))
+    v_narrow["params"] = jax.tree_util.tree_map(lambda x: x + 0.05, v_narrow["params"])  # no zero flow head
+    v_wide = jax.device_get(wide.init(jax.random.PRNGKey(1), mfcc, still))
+    enc = v_wide["params"]["audio_encoder"]
+    assert enc["conv1"]["conv"]["kernel"].shape[-1] == 4 * v_narrow["params"]["audio_encoder"]["conv1"]["conv"][
+        "kernel"].shape[-1]
+    assert enc["fc7"]["conv"]["kernel"].shape[-1] == v_narrow["params"]["audio_encoder"]["fc7"]["conv"][
+        "kernel"].shape[-1]  # the audio code keeps its size: the decoder is the narrow one's
+    _, copied, kept, widened = overlay_arrays(v_wide, v_narrow, widen=False)
+    assert not widened and any("audio_encoder/conv1" in k for k in kept)
+    merged, copied, kept, widened = overlay_arrays(v_wide, v_narrow, widen=True)
+    assert not kept and any("audio_encoder/conv3" in k for k in widened)
+    a_narrow = narrow.apply(v_narrow, mfcc, method=Speech2Vid.encode_audio)
+    a_wide = wide.apply(merged, mfcc, method=Speech2Vid.encode_audio)
+    np.testing.assert_allclose(a_wide, a_narrow, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(wide.apply(merged, mfcc, still), narrow.apply(v_narrow, mfcc, still), rtol=1e-5, atol=1e-5)
+    # the added channels can learn: the gradient reaches the zeroed rows of the next layer
+    def code_sum(p):
+        return wide.apply({**merged, "params": p}, mfcc, method=Speech2Vid.encode_audio).sum()
+    g = jax.grad(code_sum)(merged["params"])["audio_encoder"]["conv2"]["conv"]["kernel"]
+    n_in = v_narrow["params"]["audio_encoder"]["conv1"]["conv"]["kernel"].shape[-1]
+    assert np.abs(np.asarray(g)[:, :, n_in:, :]).max() > 0
+    # shapes that do not nest are left alone
+    assert _widened(np.zeros((3, 4)), np.zeros((2, 8)), "kernel") is None

@@ -39,7 +39,8 @@ def build_model(config: ml_collections.ConfigDict, axis_name=None):
                       width=m.width, dtype=dtype, bn_momentum=m.bn_momentum, bn_epsilon=m.bn_epsilon,
                       axis_name=axis_name, identity_residual=bool(m.get("identity_residual", False)),
                       residual_region=tuple(int(v) for v in (m.get("residual_region", ()) or ())),
-                      warp=float(m.get("warp", 0.0) or 0.0), warp_only=bool(m.get("warp_only", False)))
+                      warp=float(m.get("warp", 0.0) or 0.0), warp_only=bool(m.get("warp_only", False)),
+                      audio_width=float(m.get("audio_width", 0.0) or 0.0))
 
 
 def input_shapes(config: ml_collections.ConfigDict):

@@ -15,9 +15,13 @@ class AudioEncoder(nn.Module):
     output `[B, 256 * width]` (fc7). Layer outputs (width 1): conv1 12x35x64,
     conv2 12x35x128, pool2 11x17x128, conv3-5 11x17x256, pool5 5x8x256,
     fc6 1x1x512, fc7 1x1x256.
+
+    `hidden_width` (not in the paper; None = `width`) scales conv1-fc6 alone, so a small
+    generator can have a wider audio CNN while its audio code (fc7) keeps `width`.
     """
 
     width: float = 1.0
+    hidden_width: Optional[float] = None
     dtype: Any = jnp.float32
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
@@ -27,8 +31,9 @@ class AudioEncoder(nn.Module):
     def __call__(self, x, train: bool = False):
         if x.ndim == 3:
             x = x[..., None]
-        cbr = lambda f, k, name, pad: ConvBNReLU(  # noqa: E731
-            scaled(f, self.width), k, padding=pad, dtype=self.dtype, bn_momentum=self.bn_momentum,
+        hidden = self.width if self.hidden_width is None else self.hidden_width
+        cbr = lambda f, k, name, pad, w=hidden: ConvBNReLU(  # noqa: E731
+            scaled(f, w), k, padding=pad, dtype=self.dtype, bn_momentum=self.bn_momentum,
             bn_epsilon=self.bn_epsilon, axis_name=self.axis_name, name=name)
         x = x.astype(self.dtype)
         x = cbr(64, (3, 3), "conv1", ((1, 1), (1, 1)))(x, train)
@@ -40,5 +45,5 @@ class AudioEncoder(nn.Module):
         x = cbr(256, (3, 3), "conv5", ((1, 1), (1, 1)))(x, train)
         x = max_pool(x, 3, (2, 2))
         x = cbr(512, (5, 8), "fc6", "VALID")(x, train)
-        x = cbr(256, (1, 1), "fc7", "VALID")(x, train)
+        x = cbr(256, (1, 1), "fc7", "VALID", self.width)(x, train)
         return x.reshape(x.shape[0], -1)

@@ -103,13 +103,15 @@ class Speech2Vid(nn.Module):
     # With warp: the output is the warped still alone (the decoder's image logits are not used), so
     # every change is the person's own pixels moved: no painted colour at all.
     warp_only: bool = False
+    # Not in the paper: the channel multiplier of the audio CNN's hidden layers (conv1-fc6); 0 = width.
+    audio_width: float = 0.0
     # The transposed decoder's layer class (models.conv_transpose: nn.ConvTranspose or the CPU phase form).
     conv_transpose: Callable[..., nn.Module] = nn.ConvTranspose
 
     def setup(self):
         common = dict(width=self.width, dtype=self.dtype, bn_momentum=self.bn_momentum,
                       bn_epsilon=self.bn_epsilon, axis_name=self.axis_name)
-        self.audio_encoder = AudioEncoder(**common)
+        self.audio_encoder = AudioEncoder(**common, hidden_width=self.audio_width or None)
         self.identity_encoder = IdentityEncoder(**common)
         decoders = {"transposed": TransposedDecoder, "bilinear": BilinearDecoder}
         if self.decoder not in decoders:
