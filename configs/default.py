@@ -33,6 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
     d.frame_stride = 5              # every k-th frame of a track is a sample (paper: 5)
     d.min_identity_distance = 25    # identity frames at least this many frames from the target (1 s)
     d.exclude = ""                  # comma-separated patterns on track source paths never sampled (e.g. 'grid_s1/sw*')
+    d.repeat = ""                   # training only: 'pattern:factor,...', a matching track's samples appear factor times
     d.augment = True                # random brightness/contrast/flip jitter on training samples
     d.num_workers = 2               # grain worker processes (0 = load in the main process)
     d.shuffle_seed = 0              # seed of the sampling order (resumes exactly with the checkpoint)

@@ -220,6 +220,40 @@ def test_exclude_pattern_that_matches_nothing_is_an_error(data_dir):
     assert len(input_pipeline._samples(make_config(data_dir, data__exclude=only_val), "train")) == len(full)
 
 
+def test_repeat_oversamples_the_matching_tracks_in_training_only(data_dir):
+    builder = input_pipeline.ensure_dataset(make_config(data_dir))
+    src = builder.as_data_source("train")
+    sources = [src[i]["source"].decode() for i in range(len(src))]
+    target = sources[0]
+    full = input_pipeline._samples(make_config(data_dir), "train")
+    more = input_pipeline._samples(make_config(data_dir, data__repeat=f" {target}:3 ,"), "train")
+    hit = [r for r in range(len(sources)) if sources[r] == target]
+    count = lambda s, recs: int(np.isin(s.records, recs).sum())  # noqa: E731
+    assert count(more, hit) == 3 * count(full, hit) > 0
+    others = [r for r in range(len(sources)) if r not in hit]
+    assert count(more, others) == count(full, others)
+    # the same (record, frame) pairs, the repeated ones three times each
+    pairs = lambda s: sorted(zip(s.records.tolist(), s.frames.tolist()))  # noqa: E731
+    hit_pairs = [p for p in pairs(full) if p[0] in hit]
+    assert pairs(more) == sorted(pairs(full) + 2 * hit_pairs)
+    # the first matching pattern gives the factor; validation is never reweighted
+    first = input_pipeline._samples(make_config(data_dir, data__repeat=f"{target}:2,*:5"), "train")
+    assert count(first, hit) == 2 * count(full, hit) and count(first, others) == 5 * count(full, others)
+    val = input_pipeline._samples(make_config(data_dir), "validation")
+    assert len(input_pipeline._samples(make_config(data_dir, data__repeat="*:4"), "validation")) == len(val)
+
+
+@pytest.mark.parametrize("bad", ["styletalk/*", "styletalk/*:0", "styletalk/*:x", ":3"])
+def test_repeat_item_malformed_is_an_error_that_shows_the_form(data_dir, bad):
+    with pytest.raises(DataError, match=r"data.repeat item .*expected 'pattern:factor'"):
+        input_pipeline._samples(make_config(data_dir, data__repeat=bad), "train")
+
+
+def test_repeat_pattern_that_matches_nothing_is_an_error(data_dir):
+    with pytest.raises(DataError, match=r"data.repeat pattern 'nope/\*' matches no train track"):
+        input_pipeline._samples(make_config(data_dir, data__repeat="nope/*:2"), "train")
+
+
 def test_the_deblurring_nets_config_loads_a_registered_corpus(data_dir):
     """configs/deblur.py's model has no identity images; its loader still reads the corpus."""
     from configs import deblur
