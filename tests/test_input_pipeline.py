@@ -189,10 +189,14 @@ def test_registered_faces_without_manual_dir_is_an_error(tmp_path):
         input_pipeline.ensure_dataset(config)
 
 
+def train_sources(data_dir):
+    """The source path of every train record, in record order."""
+    src = input_pipeline.ensure_dataset(make_config(data_dir)).as_data_source("train")
+    return [src[i]["source"].decode() for i in range(len(src))]
+
+
 def test_exclude_leaves_out_the_matching_tracks_only(data_dir):
-    builder = input_pipeline.ensure_dataset(make_config(data_dir))
-    src = builder.as_data_source("train")
-    sources = [src[i]["source"].decode() for i in range(len(src))]
+    sources = train_sources(data_dir)
     victim = sources[0]
     full = input_pipeline._samples(make_config(data_dir), "train")
     kept = input_pipeline._samples(make_config(data_dir, data__exclude=f" {victim} ,"), "train")
@@ -221,9 +225,7 @@ def test_exclude_pattern_that_matches_nothing_is_an_error(data_dir):
 
 
 def test_repeat_oversamples_the_matching_tracks_in_training_only(data_dir):
-    builder = input_pipeline.ensure_dataset(make_config(data_dir))
-    src = builder.as_data_source("train")
-    sources = [src[i]["source"].decode() for i in range(len(src))]
+    sources = train_sources(data_dir)
     target = sources[0]
     full = input_pipeline._samples(make_config(data_dir), "train")
     more = input_pipeline._samples(make_config(data_dir, data__repeat=f" {target}:3 ,"), "train")

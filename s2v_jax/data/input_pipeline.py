@@ -98,20 +98,22 @@ def exclude_patterns(config) -> List[str]:
     return [p.strip() for p in items if p.strip()]
 
 
+def _sources(builder, split: str) -> List[str]:
+    """The `source` (video path relative to the corpus) of every record of `split`, in record order."""
+    src = builder.as_data_source(split)
+    return [src[i]["source"].decode() for i in range(len(src))]
+
+
 def excluded_records(builder, split: str, patterns: Sequence[str]) -> np.ndarray:
     """Bool [records of split]: the record's `source` matches one of `patterns`. A pattern that
     matches no track of any split is a DataError (a typo would otherwise exclude nothing)."""
-    def sources(name):
-        src = builder.as_data_source(name)
-        return [src[i]["source"].decode() for i in range(len(src))]
-
-    mine = sources(split)
+    mine = _sources(builder, split)
     hit = np.array([any(fnmatch.fnmatchcase(s, p) for p in patterns) for s in mine], bool)
     for p in patterns:
         if any(fnmatch.fnmatchcase(s, p) for s in mine):
             continue
         if not any(fnmatch.fnmatchcase(s, p) for other in builder.info.splits if other != split
-                   for s in sources(other)):
+                   for s in _sources(builder, other)):
             example = mine[0] if mine else "none"
             raise DataError(f"data.exclude pattern {p!r} matches no track of {builder.info.full_name} (sources are "
                             f"paths relative to the corpus, e.g. {example!r}); fix the pattern or drop it")
@@ -137,8 +139,7 @@ def repeat_factors(config) -> List[tuple]:
 def record_repeats(builder, split: str, factors: Sequence[tuple]) -> np.ndarray:
     """Int [records of split]: each record's repeat factor (the first matching pattern's; 1 if none).
     A pattern that matches no track of the split is a DataError."""
-    src = builder.as_data_source(split)
-    sources = [src[i]["source"].decode() for i in range(len(src))]
+    sources = _sources(builder, split)
     out = np.ones(len(sources), np.int64)
     done = np.zeros(len(sources), bool)
     for pattern, factor in factors:
