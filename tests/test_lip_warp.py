@@ -253,7 +253,8 @@ def test_a_wider_audio_cnn_initialised_by_widening_computes_what_the_narrow_one_
     a_narrow = narrow.apply(v_narrow, mfcc, method=Speech2Vid.encode_audio)
     a_wide = wide.apply(merged, mfcc, method=Speech2Vid.encode_audio)
     np.testing.assert_allclose(a_wide, a_narrow, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(wide.apply(merged, mfcc, still), narrow.apply(v_narrow, mfcc, still), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(wide.apply(merged, mfcc, still), narrow.apply(v_narrow, mfcc, still),
+                               rtol=1e-5, atol=1e-5)
     # the added channels can learn: the gradient reaches the zeroed rows of the next layer
     def code_sum(p):
         return wide.apply({**merged, "params": p}, mfcc, method=Speech2Vid.encode_audio).sum()

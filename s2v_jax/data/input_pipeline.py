@@ -43,7 +43,6 @@ the sample order, so the stream depends on num_workers (deterministic for a
 given value); a saved state resumes only with the same num_workers.
 """
 
-import fnmatch
 import json
 import logging
 import os
@@ -52,6 +51,8 @@ from typing import Any, Dict, List, Sequence
 import grain.python as grain
 import numpy as np
 
+from s2v_jax.data.track_selection import (excluded_records, exclude_patterns, record_repeats, record_sources,
+                                          repeat_factors)
 from s2v_jax.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -89,68 +90,6 @@ def split_tracks(builder, split: str) -> np.ndarray:
             return np.array([r[1] for r in rows], np.int64)
     log.warning("%s %s: no usable frame-count metadata; reading all %d records", builder.info.full_name, split, n)
     return np.array([int(source[i]["num_frames"]) for i in range(n)], np.int64)
-
-
-def exclude_patterns(config) -> List[str]:
-    """config.data.exclude as a list of patterns ('' = none)."""
-    raw = config.data.get("exclude", "") or ""
-    items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
-    return [p.strip() for p in items if p.strip()]
-
-
-def _sources(builder, split: str) -> List[str]:
-    """The `source` (video path relative to the corpus) of every record of `split`, in record order."""
-    src = builder.as_data_source(split)
-    return [src[i]["source"].decode() for i in range(len(src))]
-
-
-def excluded_records(builder, split: str, patterns: Sequence[str]) -> np.ndarray:
-    """Bool [records of split]: the record's `source` matches one of `patterns`. A pattern that
-    matches no track of any split is a DataError (a typo would otherwise exclude nothing)."""
-    mine = _sources(builder, split)
-    hit = np.array([any(fnmatch.fnmatchcase(s, p) for p in patterns) for s in mine], bool)
-    for p in patterns:
-        if any(fnmatch.fnmatchcase(s, p) for s in mine):
-            continue
-        if not any(fnmatch.fnmatchcase(s, p) for other in builder.info.splits if other != split
-                   for s in _sources(builder, other)):
-            example = mine[0] if mine else "none"
-            raise DataError(f"data.exclude pattern {p!r} matches no track of {builder.info.full_name} (sources are "
-                            f"paths relative to the corpus, e.g. {example!r}); fix the pattern or drop it")
-    return hit
-
-
-def repeat_factors(config) -> List[tuple]:
-    """config.data.repeat as [(pattern, factor)] ('' = none); a DataError names a malformed item."""
-    raw = config.data.get("repeat", "") or ""
-    out = []
-    for item in (raw if isinstance(raw, (list, tuple)) else str(raw).split(",")):
-        item = item.strip()
-        if not item:
-            continue
-        pattern, sep, factor = item.rpartition(":")
-        if not sep or not pattern.strip() or not factor.strip().isdigit() or int(factor) < 1:
-            raise DataError(f"data.repeat item {item!r}: expected 'pattern:factor' with a whole factor >= 1 "
-                            f"(e.g. 'styletalk/*:4')")
-        out.append((pattern.strip(), int(factor)))
-    return out
-
-
-def record_repeats(builder, split: str, factors: Sequence[tuple]) -> np.ndarray:
-    """Int [records of split]: each record's repeat factor (the first matching pattern's; 1 if none).
-    A pattern that matches no track of the split is a DataError."""
-    sources = _sources(builder, split)
-    out = np.ones(len(sources), np.int64)
-    done = np.zeros(len(sources), bool)
-    for pattern, factor in factors:
-        hit = np.array([fnmatch.fnmatchcase(s, pattern) for s in sources], bool)
-        if not hit.any():
-            example = sources[0] if sources else "none"
-            raise DataError(f"data.repeat pattern {pattern!r} matches no {split} track of {builder.info.full_name} "
-                            f"(sources are paths relative to the corpus, e.g. {example!r}); fix the pattern or drop it")
-        out[hit & ~done] = factor
-        done |= hit
-    return out
 
 
 def sample_index(num_frames: Sequence[int], stride: int, min_distance: int, repeats: Sequence[int] = None):
@@ -375,15 +314,17 @@ def _samples(config, split: str) -> TrackSamples:
     builder = ensure_dataset(config)
     num_frames = split_tracks(builder, split)
     patterns = exclude_patterns(config)
+    factors = repeat_factors(config)  # parsed (and checked) for either split
+    factors = factors if split == "train" else []  # validation is never reweighted
+    sources = record_sources(builder, split) if patterns or factors else None  # one read of every record
     if patterns:
-        drop = excluded_records(builder, split, patterns)
+        drop = excluded_records(builder, split, patterns, sources)
         num_frames = np.where(drop, 0, num_frames)  # no sample; record indices unchanged
         log.info("%s %s: data.exclude %s leaves out %d of %d tracks", builder.info.full_name, split,
                  ",".join(patterns), int(drop.sum()), len(drop))
     repeats = None
-    factors = repeat_factors(config)
-    if factors and split == "train":  # validation is never reweighted
-        repeats = record_repeats(builder, split, factors)
+    if factors:
+        repeats = record_repeats(builder, split, factors, sources)
         log.info("%s %s: data.repeat %s repeats %d of %d tracks", builder.info.full_name, split,
                  config.data.repeat, int((repeats > 1).sum()), len(repeats))
     source = TrackSamples(os.fspath(builder.data_dir), builder.info.full_name, split,

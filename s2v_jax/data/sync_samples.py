@@ -31,9 +31,9 @@ import grain.python as grain
 import ml_collections
 import numpy as np
 
-from s2v_jax.data import input_pipeline
+from s2v_jax.data import input_pipeline, track_selection
 from s2v_jax.data.sync_inputs import audio_input, frame_indices, shift_candidates, video_input
-from tfds_builders.common import decode_frame, decode_text
+from tfds_builders.common import decode_frame
 
 Batch = Dict[str, Any]
 
@@ -137,13 +137,7 @@ def make_loader(source, config: ml_collections.ConfigDict, *, batch_size: int, s
 def holdout_prefixes(config) -> List[str]:
     """`data.holdout_sources`: comma-separated source prefixes (e.g. 'tedx_ro/,lrs2_b/') whose tracks
     the expert never trains on, so that whole speakers or sources are unseen when it is scored."""
-    return [p.strip() for p in str(config.data.get("holdout_sources", "") or "").split(",") if p.strip()]
-
-
-def record_sources(builder, split: str) -> List[str]:
-    """The `source` (video path in the corpus) of every record of `split`, in record order."""
-    source = builder.as_data_source(split)
-    return [decode_text(source[i]["source"]) for i in range(len(source))]
+    return track_selection.listed(config, "holdout_sources")
 
 
 def _tfds_source(config, split: str):
@@ -151,7 +145,7 @@ def _tfds_source(config, split: str):
     num_frames = input_pipeline.split_tracks(builder, split)
     prefixes = holdout_prefixes(config)
     if prefixes and split == "train":  # held-out tracks give no sample
-        held = np.array([s.startswith(tuple(prefixes)) for s in record_sources(builder, split)], bool)
+        held = np.array([s.startswith(tuple(prefixes)) for s in track_selection.record_sources(builder, split)], bool)
         num_frames = np.where(held, 0, num_frames)
     return input_pipeline.TrackSamples(os.fspath(builder.data_dir), builder.info.full_name, split,
                                        int(config.data.frame_stride), 0, num_frames)

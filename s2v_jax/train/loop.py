@@ -205,8 +205,8 @@ def _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn, i
     elif latest is None and t.get("init_from", ""):
         fresh = create_train_state(config, model, jax.random.PRNGKey(int(t.seed)), task)
         variables = {"params": fresh.params, "batch_stats": fresh.batch_stats}
-        host_state = state_from_variables(config, model, overlay_variables(variables, str(t.init_from), task.name,
-                                                                                   widen=bool(t.get("init_widen", False))))
+        variables = overlay_variables(variables, str(t.init_from), task.name, widen=bool(t.get("init_widen", False)))
+        host_state = state_from_variables(config, model, variables)
     elif latest is None:
         host_state = create_train_state(config, model, jax.random.PRNGKey(int(t.seed)), task)
     else:
