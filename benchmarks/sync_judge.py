@@ -35,15 +35,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 
-def held_out_tracks(judge_config, data_dir: str, dataset: str = "registered_faces/real"):
-    """[(source_name, name, crops [T,112,112,3], mfcc [T,12,35])] of every held-out track."""
+def held_out_tracks(judge_config, data_dir: str, dataset: str = "registered_faces/real", prefixes=None):
+    """[(source_name, name, crops [T,112,112,3], mfcc [T,12,35])] of every held-out track: the
+    validation split and the train tracks under `prefixes` (default: the judge's
+    data.holdout_sources). A source's row is named for where its tracks come from: 'lrs2_b (held-out
+    source)' (all from the held-out prefixes), 'voxceleb2_style (validation + held-out files)' (both)."""
     import tfds_builders
     from s2v_jax.data.sync_samples import holdout_prefixes
     from tfds_builders.common import decode_frame, decode_text
 
     builder = tfds_builders.build(tfds_builders.parse_name(dataset), data_dir)
-    prefixes = tuple(holdout_prefixes(judge_config))
-    out = []
+    prefixes = tuple(holdout_prefixes(judge_config) if prefixes is None else prefixes)
+    out, origin = [], defaultdict(set)
     for split in ("validation", "train"):
         if split not in builder.info.splits:
             continue
@@ -54,10 +57,14 @@ def held_out_tracks(judge_config, data_dir: str, dataset: str = "registered_face
             if split == "train" and not (prefixes and source.startswith(prefixes)):
                 continue
             crops = np.stack([decode_frame(f) for f in ex["frames"]])
-            top = source.split("/")[0] + (" (held-out source)" if split == "train" else "")
+            top = source.split("/")[0]
+            origin[top].add(split)
             out.append((top, f"{source}#{int(ex['track_index'])}", crops, np.asarray(ex["mfcc"], np.float32)))
             LANDMARKS[out[-1][1]] = (source, int(ex["start_frame"]), np.asarray(ex["landmarks"], np.float32))
-    return out
+    label = {top: top + {frozenset({"train"}): " (held-out source)",
+                         frozenset({"train", "validation"}): " (validation + held-out files)"}.get(frozenset(o), "")
+             for top, o in origin.items()}
+    return [(label[t[0]],) + t[1:] for t in out]
 
 
 LANDMARKS = {}  # track name -> (source video, start frame, landmarks [T, 478, 2]) for the landmark measure
@@ -124,16 +131,22 @@ def main(argv=None):
     p.add_argument("--segment-s", type=float, default=3.0, help="piece length of --extra-video, seconds")
     p.add_argument("--speaker-only", action="store_true",
                    help="one track per video: the one most in sync (active-speaker detection)")
+    p.add_argument("--holdout-sources", default=None,
+                   help="comma-separated source prefixes whose train tracks are scored as held out (default: "
+                        "the judge's data.holdout_sources; another judge's list compares two judges on one set)")
     p.add_argument("--out", default=None, help="JSON report path")
     p.add_argument("--manual-dir", default=None,
                    help="the corpus videos (../shared/data/real/corpus): adds the landmark measure's ranking")
     args = p.parse_args(argv)
 
+    from s2v_jax.data.sync_samples import holdout_prefixes
     from s2v_jax.evaluation.sync_expert import SyncExpert
 
     expert = SyncExpert.from_checkpoint(args.checkpoint)
     shifts = [int(s) for s in args.shifts.split(",")]
-    tracks = held_out_tracks(expert.config, args.data_dir, args.dataset)
+    prefixes = None if args.holdout_sources is None else [x.strip() for x in args.holdout_sources.split(",")
+                                                            if x.strip()]
+    tracks = held_out_tracks(expert.config, args.data_dir, args.dataset, prefixes)
     for v in args.extra_video:
         tracks += video_segments(v, args.segment_s)
     by_source = defaultdict(list)
@@ -181,6 +194,7 @@ def main(argv=None):
             row["lse_c_other"] = round(float(np.mean([r["other_audio_lse_c"] or 0 for r in recs])), 3)
             rows[f"{source} [{'>=' if long_only else '<'}{args.min_frames / 25:g} s]"] = row
     report = {"judge": args.checkpoint or "shipped", "shifts": shifts, "min_frames": args.min_frames,
+              "holdout_sources": prefixes if prefixes is not None else holdout_prefixes(expert.config),
               "speaker_only": bool(args.speaker_only), "dropped_tracks": dropped,
               "rows": rows, "clips": clips, "seconds": round(time.time() - t0, 1)}
     if args.manual_dir:

@@ -37,8 +37,11 @@ def get_config() -> ml_collections.ConfigDict:
     d.num_negatives = 1             # shifted audios per window (1 for 'contrastive'; K > 1 for 'nway')
     d.augment = True                # random brightness/contrast and horizontal flip of the video (sync unchanged)
     d.augment_shift_px = 0          # + a random shift of the five crops by up to this many pixels (real video: 4)
+    d.augment_rotate_deg = 0.0      # + a random rotation of the five crops by up to this many degrees
+    d.augment_scale = 0.0           # + a random scaling of the five crops by 1 +- up to this
     d.augment_jpeg = 0.0            # + JPEG re-compression (quality 30-90) with this probability (real video: 0.5)
     d.holdout_sources = ""          # comma-separated source prefixes never trained on (e.g. 'tedx_ro/,lrs2_b/')
+    d.repeat = ""                   # 'pattern:factor,...': oversample matching training tracks (e.g. 'lrs2/*:4')
     d.num_workers = 0               # grain worker processes (0 = load in the main process)
     d.shuffle_seed = 0              # seed of the sample order and offsets (resumes exactly with the checkpoint)
 

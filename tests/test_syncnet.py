@@ -173,6 +173,28 @@ def test_real_video_augmentation_moves_and_recompresses_all_five_frames_alike():
     np.testing.assert_array_equal(aug["audio"], plain["audio"])  # the audio is never touched
 
 
+def test_rotation_and_scale_augmentation_turn_all_five_frames_alike():
+    from s2v_jax.data import sync_samples
+
+    crops = np.full((5, 112, 112, 3), 200, np.uint8)
+    crops[:, 50:62, 20:92] = 40  # a horizontal mouth bar, the same on every frame
+    turned = sync_samples._translate(np.random.default_rng(0), crops, 0, max_deg=10.0, max_scale=0.1)
+    assert turned.shape == crops.shape and turned.dtype == np.uint8
+    for i in range(1, 5):  # one transform for the five frames
+        np.testing.assert_array_equal(turned[i], turned[0])
+    assert not np.array_equal(turned[0], crops[0])
+    dark = np.argwhere(turned[0, :, :, 0] < 120)
+    ys, xs = dark[:, 0], dark[:, 1]
+    slope = np.polyfit(xs, ys, 1)[0]  # the bar is tilted by the drawn angle (at most 10 degrees)
+    assert 0.005 < abs(slope) < np.tan(np.radians(10.5))
+    width = xs.max() - xs.min() + 1  # and scaled by at most 10%
+    assert 0.85 * 72 < width < 1.15 * 72
+    # off: the shift-only transform of before (same draw, same pixels)
+    a = sync_samples._translate(np.random.default_rng(5), crops, 4)
+    b = sync_samples._translate(np.random.default_rng(5), crops, 4, 0.0, 0.0)
+    np.testing.assert_array_equal(a, b)
+
+
 def test_nway_loss_by_hand():
     import jax.numpy as jnp
 
@@ -219,6 +241,35 @@ def test_tfds_sampler_on_synthetic_tiny(tmp_path_factory):
     batches = sync_samples.create_eval_batches(config, num_batches=2)
     again = sync_samples.create_eval_batches(config, num_batches=2)
     np.testing.assert_array_equal(batches[1]["video"], again[1]["video"])  # fixed validation batches
+
+
+@pytest.mark.timeout(300)
+def test_tfds_sampler_holds_out_and_repeats_sources(tmp_path_factory):
+    """data.holdout_sources gives a source no training sample; data.repeat multiplies a source's
+    samples in training only; a repeat pattern that matches nothing is a DataError."""
+    import tfds_builders
+    from s2v_jax.data import sync_samples
+    from s2v_jax.data.track_selection import record_sources
+    from s2v_jax.errors import DataError
+
+    data_dir = str(tmp_path_factory.getbasetemp() / "synthetic_tiny")  # shared with the pipeline tests
+    builder = tfds_builders.build("synthetic_talking_faces/tiny", data_dir)
+    sources = record_sources(builder, "train")
+    a, b = sources[0], sources[-1]
+    assert a != b
+    base = [f"data.data_dir={data_dir}", "data.dataset=synthetic_talking_faces/tiny", "data.frame_stride=3"]
+    count = lambda s, src: int(np.isin(s.records, [r for r in range(len(sources)) if sources[r] == src]).sum())  # noqa: E731
+    full = sync_samples._tfds_source(toy_config(base), "train")
+    both = sync_samples._tfds_source(toy_config(base + [f"data.holdout_sources={a}", f"data.repeat={b}:3"]),
+                                     "train")
+    assert count(full, a) > 0 and count(both, a) == 0
+    assert count(both, b) == 3 * count(full, b) > 0
+    others = [s for s in set(sources) if s not in (a, b)]
+    assert sum(count(both, s) for s in others) == sum(count(full, s) for s in others)
+    val = sync_samples._tfds_source(toy_config(base + [f"data.repeat={b}:3"]), "validation")
+    assert len(val) == len(sync_samples._tfds_source(toy_config(base), "validation"))
+    with pytest.raises(DataError, match=r"data.repeat pattern 'nope/\*' matches no train track"):
+        sync_samples._tfds_source(toy_config(base + ["data.repeat=nope/*:2"]), "train")
 
 
 def test_train_sync_command_reports_a_bad_config(tmp_path, capsys):

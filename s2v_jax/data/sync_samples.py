@@ -15,14 +15,19 @@ K distinct shifts per centre (for the task's n-way loss). Batches are numpy dict
                      frame centre + s's, s frames early, so d > 0 = audio late (the library's sign)
 Augmentation (training only, `data.augment`): brightness/contrast and a
 horizontal flip, and for real video a small translation of the five frames
-(`data.augment_shift_px`) and JPEG re-compression (`data.augment_jpeg`: the
+(`data.augment_shift_px`), a small rotation and scaling (`data.augment_rotate_deg`,
+`data.augment_scale`) and JPEG re-compression (`data.augment_jpeg`: the
 probability; quality 30-90), all the same on the five frames: lip sync is unchanged.
+`data.repeat` ('pattern:factor,...', as for the generator) oversamples matching
+training tracks, e.g. the few multi-speaker English sources beside a corpus that is
+mostly one GRID speaker and 1.2 s Arabic news clips.
 Tracks come from the TFDS corpus that `input_pipeline` reads (its
 `ensure_dataset`, `split_tracks`, `TrackSamples` and `Loader` are reused, so
 the data order resumes with the checkpoint), or from in-memory arrays
 (`ArrayTracks`, for tests and notebooks).
 """
 
+import logging
 import os
 from typing import Any, Dict, List, Sequence
 
@@ -36,6 +41,7 @@ from s2v_jax.data.sync_inputs import audio_input, frame_indices, shift_candidate
 from tfds_builders.common import decode_frame
 
 Batch = Dict[str, Any]
+log = logging.getLogger(__name__)
 
 
 def _frame(frames, j: int) -> np.ndarray:
@@ -53,13 +59,19 @@ def _jitter(rng: np.random.Generator, video: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out[:, ::-1]) if rng.random() < 0.5 else out
 
 
-def _translate(rng: np.random.Generator, crops: np.ndarray, max_px: int) -> np.ndarray:
-    """The same random shift of up to `max_px` pixels (edge pixels repeated) on every crop [n, S, S, 3]:
-    a real face track's registration wobbles by a few pixels."""
-    dy, dx = (int(v) for v in rng.integers(-max_px, max_px + 1, size=2))
-    m = np.float32([[1, 0, dx], [0, 1, dy]])
-    size = crops.shape[2], crops.shape[1]
-    return np.stack([cv2.warpAffine(c, m, size, borderMode=cv2.BORDER_REPLICATE) for c in crops])
+def _translate(rng: np.random.Generator, crops: np.ndarray, max_px: int, max_deg: float = 0.0,
+               max_scale: float = 0.0) -> np.ndarray:
+    """The same random shift of up to `max_px` pixels, rotation of up to `max_deg` degrees and scaling by
+    up to 1 +- `max_scale` about the crop centre (edge pixels repeated) on every crop [n, S, S, 3]: a real
+    face track's registration wobbles by a few pixels, and a turning head leaves the registered face a
+    little rotated or scaled."""
+    dy, dx = (int(v) for v in rng.integers(-max_px, max_px + 1, size=2)) if max_px > 0 else (0, 0)
+    deg = float(rng.uniform(-max_deg, max_deg)) if max_deg > 0 else 0.0
+    scale = float(rng.uniform(1.0 - max_scale, 1.0 + max_scale)) if max_scale > 0 else 1.0
+    h, w = crops.shape[1], crops.shape[2]
+    m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), deg, scale).astype(np.float32)
+    m[:, 2] += (dx, dy)
+    return np.stack([cv2.warpAffine(c, m, (w, h), borderMode=cv2.BORDER_REPLICATE) for c in crops])
 
 
 def _recompress(rng: np.random.Generator, crops: np.ndarray) -> np.ndarray:
@@ -74,7 +86,8 @@ def _recompress(rng: np.random.Generator, crops: np.ndarray) -> np.ndarray:
 
 def sync_sample(rng: np.random.Generator, frames, mfcc, num_frames: int, centre: int, *, lower_face_top: int,
                 grayscale: bool, min_offset: int, max_offset: int, augment: bool, num_negatives: int = 1,
-                shift_px: int = 0, jpeg_prob: float = 0.0) -> Dict[str, np.ndarray]:
+                shift_px: int = 0, jpeg_prob: float = 0.0, rotate_deg: float = 0.0,
+                scale: float = 0.0) -> Dict[str, np.ndarray]:
     """One training example around track frame `centre` (see the module docstring)."""
     candidates = shift_candidates(centre, num_frames, min_offset, max_offset)
     k = int(num_negatives)
@@ -83,8 +96,8 @@ def sync_sample(rng: np.random.Generator, frames, mfcc, num_frames: int, centre:
     else:
         shifts = np.int64(rng.choice(candidates))
     crops = np.stack([_frame(frames, int(j)) for j in frame_indices(centre, num_frames)])
-    if augment and shift_px > 0:
-        crops = _translate(rng, crops, int(shift_px))
+    if augment and (shift_px > 0 or rotate_deg > 0 or scale > 0):
+        crops = _translate(rng, crops, int(shift_px), float(rotate_deg), float(scale))
     if augment and jpeg_prob > 0 and rng.random() < jpeg_prob:
         crops = _recompress(rng, crops)
     video = video_input(crops, lower_face_top, grayscale)
@@ -103,7 +116,9 @@ class MakeSyncSample(grain.RandomMapTransform):
                        min_offset=int(config.data.min_offset), max_offset=int(config.data.max_offset),
                        augment=augment, num_negatives=int(config.data.get("num_negatives", 1)),
                        shift_px=int(config.data.get("augment_shift_px", 0)),
-                       jpeg_prob=float(config.data.get("augment_jpeg", 0.0)))
+                       jpeg_prob=float(config.data.get("augment_jpeg", 0.0)),
+                       rotate_deg=float(config.data.get("augment_rotate_deg", 0.0)),
+                       scale=float(config.data.get("augment_scale", 0.0)))
         self.debug = debug
 
     def random_map(self, element: Dict[str, Any], rng: np.random.Generator) -> Dict[str, np.ndarray]:
@@ -144,11 +159,20 @@ def _tfds_source(config, split: str):
     builder = input_pipeline.ensure_dataset(config)
     num_frames = input_pipeline.split_tracks(builder, split)
     prefixes = holdout_prefixes(config)
-    if prefixes and split == "train":  # held-out tracks give no sample
-        held = np.array([s.startswith(tuple(prefixes)) for s in track_selection.record_sources(builder, split)], bool)
-        num_frames = np.where(held, 0, num_frames)
+    factors = track_selection.repeat_factors(config)  # parsed (and checked) for either split
+    repeats = None
+    if split == "train" and (prefixes or factors):
+        sources = track_selection.record_sources(builder, split)  # read once for both
+        if prefixes:  # held-out tracks give no sample
+            held = np.array([s.startswith(tuple(prefixes)) for s in sources], bool)
+            num_frames = np.where(held, 0, num_frames)
+        if factors:  # oversampled sources (validation is never reweighted)
+            repeats = track_selection.record_repeats(builder, split, factors, sources)
+        log.info("%s %s: %d of %d tracks held out (%s), %d repeated (%s)", builder.info.full_name, split,
+                 int((num_frames == 0).sum()), len(sources), ",".join(prefixes) or "none",
+                 0 if repeats is None else int((repeats > 1).sum()), config.data.get("repeat", "") or "none")
     return input_pipeline.TrackSamples(os.fspath(builder.data_dir), builder.info.full_name, split,
-                                       int(config.data.frame_stride), 0, num_frames)
+                                       int(config.data.frame_stride), 0, num_frames, repeats)
 
 
 def _train_loader(source, config, *, process_index: int, process_count: int, workers: int = 0,
