@@ -12,6 +12,9 @@ speakers or source videos per source) plus the tracks of the judge's
 For each track of at least --min-frames frames and each k in --shifts, the
 audio is delayed by k frames exactly (frames k.. against audio 0..; no
 padding), and the judge's offset is compared with k (hit: within +-1).
+"shift_tracked" (a diagnostic beside the marks, which assume every source clip is
+in sync): the share of shifted answers within +-1 of k plus the clip's own unshifted
+answer, which tells a clip with its own AV offset from a judge that loses the shift.
 "Other audio": the same frames against the audio of another held-out track
 of the same source (another source if it has one track), LSE-C compared
 with the real audio's. Short tracks (LRC-AR's 1.2 s) are reported as their
@@ -188,6 +191,12 @@ def main(argv=None):
             for k in shifts:
                 hits = [r["offsets"][str(k)] is not None and abs(r["offsets"][str(k)] - k) <= 1 for r in recs]
                 row[f"hit_{k:+d}"] = round(float(np.mean(hits)), 3)
+            # diagnostic, not the mark: the shifted answers relative to the clip's own unshifted answer
+            # (a clip whose own AV offset is 2 frames misses the mark at every k even if the judge tracks
+            # every shift; this column tells that apart from a judge that cannot follow the shift)
+            rel = [abs(r["offsets"][str(k)] - r["offsets"]["0"] - k) <= 1 for r in recs for k in shifts
+                   if k != 0 and r["offsets"][str(k)] is not None and r["offsets"].get("0") is not None]
+            row["shift_tracked"] = round(float(np.mean(rel)), 3) if rel else None
             row["real_above_other"] = round(float(np.mean(
                 [(r["lse_c"] or 0) > (r["other_audio_lse_c"] or 0) for r in recs])), 3)
             row["lse_c_real"] = round(float(np.mean([r["lse_c"] or 0 for r in recs])), 3)
@@ -207,7 +216,7 @@ def main(argv=None):
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as f:
             json.dump(report, f, indent=1)
-    keys = [f"hit_{k:+d}" for k in shifts] + ["real_above_other", "lse_c_real", "lse_c_other"]
+    keys = [f"hit_{k:+d}" for k in shifts] + ["real_above_other", "shift_tracked", "lse_c_real", "lse_c_other"]
     print("| source | clips | s | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 3) + "|")
     for name, row in rows.items():
