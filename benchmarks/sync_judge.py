@@ -142,13 +142,13 @@ def main(argv=None):
                    help="the corpus videos (../shared/data/real/corpus): adds the landmark measure's ranking")
     args = p.parse_args(argv)
 
+    from s2v_jax.data import track_selection
     from s2v_jax.data.sync_samples import holdout_prefixes
     from s2v_jax.evaluation.sync_expert import SyncExpert
 
     expert = SyncExpert.from_checkpoint(args.checkpoint)
     shifts = [int(s) for s in args.shifts.split(",")]
-    prefixes = None if args.holdout_sources is None else [x.strip() for x in args.holdout_sources.split(",")
-                                                            if x.strip()]
+    prefixes = None if args.holdout_sources is None else track_selection.items(args.holdout_sources)
     tracks = held_out_tracks(expert.config, args.data_dir, args.dataset, prefixes)
     for v in args.extra_video:
         tracks += video_segments(v, args.segment_s)

@@ -163,13 +163,13 @@ def _tfds_source(config, split: str):
     repeats = None
     if split == "train" and (prefixes or factors):
         sources = track_selection.record_sources(builder, split)  # read once for both
-        if prefixes:  # held-out tracks give no sample
-            held = np.array([s.startswith(tuple(prefixes)) for s in sources], bool)
-            num_frames = np.where(held, 0, num_frames)
+        held = np.array([s.startswith(tuple(prefixes)) for s in sources], bool) if prefixes else \
+            np.zeros(len(sources), bool)
+        num_frames = np.where(held, 0, num_frames)  # held-out tracks give no sample
         if factors:  # oversampled sources (validation is never reweighted)
             repeats = track_selection.record_repeats(builder, split, factors, sources)
         log.info("%s %s: %d of %d tracks held out (%s), %d repeated (%s)", builder.info.full_name, split,
-                 int((num_frames == 0).sum()), len(sources), ",".join(prefixes) or "none",
+                 int(held.sum()), len(sources), ",".join(prefixes) or "none",
                  0 if repeats is None else int((repeats > 1).sum()), config.data.get("repeat", "") or "none")
     return input_pipeline.TrackSamples(os.fspath(builder.data_dir), builder.info.full_name, split,
                                        int(config.data.frame_stride), 0, num_frames, repeats)

@@ -12,11 +12,16 @@ import numpy as np
 from s2v_jax.errors import DataError
 
 
+def items(raw) -> List[str]:
+    """A comma-separated string (or a list; None = empty) as its non-empty stripped items."""
+    raw = raw or ""
+    parts = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+    return [p.strip() for p in parts if p.strip()]
+
+
 def listed(config, field: str) -> List[str]:
     """config.data.<field>, a comma-separated string (or a list), as its non-empty stripped items."""
-    raw = config.data.get(field, "") or ""
-    items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
-    return [p.strip() for p in items if p.strip()]
+    return items(config.data.get(field, ""))
 
 
 def exclude_patterns(config) -> List[str]:
