@@ -19,6 +19,12 @@ answer, which tells a clip with its own AV offset from a judge that loses the sh
 of the same source (another source if it has one track), LSE-C compared
 with the real audio's. Short tracks (LRC-AR's 1.2 s) are reported as their
 own rows, beside the acceptance rows of tracks of 2 s or more.
+With --reference, a second, pixel-free opinion on each corpus clip's own AV
+offset (s2v_jax.evaluation.lip_reference: an audio -> mouth-opening regressor
+fitted on the tracks the judge trained on, offset = lag of best correlation with
+the landmarks' opening): per row, how often the judge's unshifted answer agrees
+with it (+-1), and the hits counted against k + the reference offset
+("hits vs reference"), diagnostics beside the marks, which assume 0.
 With --speaker-only, where one video has several face tracks only the one
 the judge finds most in sync (highest LSE-C with the real audio) is kept:
 active-speaker detection, what `s2v sync` does by default (a listener's face
@@ -64,6 +70,7 @@ def held_out_tracks(judge_config, data_dir: str, dataset: str = "registered_face
             origin[top].add(split)
             out.append((top, f"{source}#{int(ex['track_index'])}", crops, np.asarray(ex["mfcc"], np.float32)))
             LANDMARKS[out[-1][1]] = (source, int(ex["start_frame"]), np.asarray(ex["landmarks"], np.float32))
+            MFCC[out[-1][1]] = out[-1][3]
     label = {top: top + {frozenset({"train"}): " (held-out source)",
                          frozenset({"train", "validation"}): " (validation + held-out files)"}.get(frozenset(o), "")
              for top, o in origin.items()}
@@ -71,6 +78,51 @@ def held_out_tracks(judge_config, data_dir: str, dataset: str = "registered_face
 
 
 LANDMARKS = {}  # track name -> (source video, start frame, landmarks [T, 478, 2]) for the landmark measure
+
+
+def reference_training_tracks(data_dir: str, dataset: str, prefixes):
+    """(mfcc windows, mouth opening) of every train track the judge trained on: the train split
+    minus the held-out prefixes."""
+    import tfds_builders
+    from s2v_jax.evaluation import metrics
+    from tfds_builders.common import decode_text
+
+    builder = tfds_builders.build(tfds_builders.parse_name(dataset), data_dir)
+    src = builder.as_data_source("train")
+    out = []
+    for i in range(len(src)):
+        ex = src[i]
+        if prefixes and decode_text(ex["source"]).startswith(tuple(prefixes)):
+            continue
+        out.append((np.asarray(ex["mfcc"], np.float32), metrics.mouth_opening(np.asarray(ex["landmarks"], np.float32))))
+    return out
+
+
+def add_reference(clips, rows, by_row, reference):
+    """Per clip with landmarks: 'reference_offset' / 'reference_correlation'; per row:
+    'judge_agrees_reference' (unshifted answer within +-1 of the reference) and 'hits_vs_reference'
+    (answers within +-1 of k + the reference, over every k)."""
+    from s2v_jax.evaluation import metrics
+
+    for r in clips:
+        if r["name"] not in LANDMARKS or r["name"] not in MFCC:
+            continue
+        res = reference.offset(MFCC[r["name"]], metrics.mouth_opening(LANDMARKS[r["name"]][2]))
+        r["reference_offset"], r["reference_correlation"] = res["offset"], res["correlation"]
+    for key, recs in by_row.items():
+        recs = [r for r in recs if r.get("reference_offset") is not None]
+        if not recs:
+            continue
+        agree = [r["offsets"].get("0") is not None and abs(r["offsets"]["0"] - r["reference_offset"]) <= 1
+                 for r in recs]
+        hits = [v is not None and abs(v - int(k) - r["reference_offset"]) <= 1
+                for r in recs for k, v in r["offsets"].items()]
+        rows[key]["reference_clips"] = len(recs)
+        rows[key]["judge_agrees_reference"] = round(float(np.mean(agree)), 3)
+        rows[key]["hits_vs_reference"] = round(float(np.mean(hits)), 3)
+
+
+MFCC = {}  # track name -> MFCC windows [T, 12, 35] of the corpus tracks, for --reference
 
 
 def landmark_measure(manual_dir: str, min_frames: int):
@@ -137,6 +189,9 @@ def main(argv=None):
     p.add_argument("--holdout-sources", default=None,
                    help="comma-separated source prefixes whose train tracks are scored as held out (default: "
                         "the judge's data.holdout_sources; another judge's list compares two judges on one set)")
+    p.add_argument("--reference", action="store_true",
+                   help="add a pixel-free reference for each corpus clip's own AV offset (lip_reference), "
+                        "fitted on the judge's training tracks (under a minute more)")
     p.add_argument("--out", default=None, help="JSON report path")
     p.add_argument("--manual-dir", default=None,
                    help="the corpus videos (../shared/data/real/corpus): adds the landmark measure's ranking")
@@ -182,6 +237,7 @@ def main(argv=None):
         dropped = [r["name"] for r in clips if id(r) not in keep]
         clips = [r for r in clips if id(r) in keep]
         print(f"speaker tracks only: dropped {len(dropped)} other tracks of the same videos: {', '.join(dropped)}")
+    by_row = {}
     for long_only in (True, False):
         for source in sorted(by_source):
             recs = [r for r in clips if r["source"] == source and (r["frames"] >= args.min_frames) == long_only]
@@ -201,7 +257,21 @@ def main(argv=None):
                 [(r["lse_c"] or 0) > (r["other_audio_lse_c"] or 0) for r in recs])), 3)
             row["lse_c_real"] = round(float(np.mean([r["lse_c"] or 0 for r in recs])), 3)
             row["lse_c_other"] = round(float(np.mean([r["other_audio_lse_c"] or 0 for r in recs])), 3)
-            rows[f"{source} [{'>=' if long_only else '<'}{args.min_frames / 25:g} s]"] = row
+            key = f"{source} [{'>=' if long_only else '<'}{args.min_frames / 25:g} s]"
+            rows[key], by_row[key] = row, recs
+    if args.reference:
+        from s2v_jax.evaluation import lip_reference
+
+        t1 = time.time()
+        train = reference_training_tracks(args.data_dir, args.dataset,
+                                          prefixes if prefixes is not None else holdout_prefixes(expert.config))
+        reference = lip_reference.fit(train, log=print)
+        add_reference(clips, rows, by_row, reference)
+        print(f"lip reference: fitted on {len(train)} training tracks and applied in {time.time() - t1:.0f} s")
+        for r in clips:
+            if r.get("reference_offset") is not None and r["frames"] >= args.min_frames:
+                print(f"  {r['name']}: judge {[r['offsets'][str(k)] for k in shifts]} at k={shifts}, "
+                      f"reference offset {r['reference_offset']:+d} (correlation {r['reference_correlation']:.2f})")
     report = {"judge": args.checkpoint or "shipped", "shifts": shifts, "min_frames": args.min_frames,
               "holdout_sources": prefixes if prefixes is not None else holdout_prefixes(expert.config),
               "speaker_only": bool(args.speaker_only), "dropped_tracks": dropped,
@@ -217,10 +287,12 @@ def main(argv=None):
         with open(args.out, "w") as f:
             json.dump(report, f, indent=1)
     keys = [f"hit_{k:+d}" for k in shifts] + ["real_above_other", "shift_tracked", "lse_c_real", "lse_c_other"]
+    if args.reference:
+        keys += ["judge_agrees_reference", "hits_vs_reference"]
     print("| source | clips | s | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 3) + "|")
     for name, row in rows.items():
-        print(f"| {name} | {row['clips']} | {row['seconds']} | " + " | ".join(str(row[k]) for k in keys) + " |")
+        print(f"| {name} | {row['clips']} | {row['seconds']} | " + " | ".join(str(row.get(k, "-")) for k in keys) + " |")
 
 
 if __name__ == "__main__":
