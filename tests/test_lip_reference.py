@@ -110,3 +110,33 @@ def test_the_ensemble_predicts_its_members_mean(fitted):
     a, b = (lip_reference.LipReference([v], ref.mean, ref.std, (32,)).predict(mfcc) for v in ref.variables)
     assert not np.allclose(a, b)  # two seeds, two different regressors
     np.testing.assert_allclose(ref.predict(mfcc), (a + b) / 2, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_reference_fitted_on_real_sentences_follows_a_known_delay(real_data):
+    """Fitted on 30 GRID sentences of one speaker (grid_s1), it follows a delay of the sound by
+    4 and -3 frames on 3 of his sentences it never saw."""
+    from s2v_jax import faces
+    from s2v_jax.data.preprocess import preprocess_video
+    from s2v_jax.media import audio
+
+    videos = sorted((real_data / "corpus" / "grid_s1").glob("*.mp4"))
+    if len(videos) < 33:
+        pytest.skip("grid_s1 is absent or incomplete")
+
+    def track(path):
+        pv = preprocess_video(path)
+        t = faces.largest_track(pv.tracks)
+        windows = audio.mfcc_windows(audio.compute_mfcc(audio.load_audio(path)), pv.num_frames)
+        return windows[t.start_frame:t.end_frame], metrics.mouth_opening(t.landmarks)
+
+    ref = lip_reference.fit([track(v) for v in videos[:30]], epochs=20, batch_size=64, ensemble=2)
+    for path in videos[30:33]:
+        mfcc, opening = track(path)
+        own = ref.offset(mfcc, opening)["offset"]
+        assert own is not None and abs(own) <= 2, (path.name, own)
+        for k in (4, -3):  # frames k.. against audio 0.. (k < 0: frames 0.. against audio -k..)
+            m, o = (mfcc[:len(mfcc) - k], opening[k:]) if k > 0 else (mfcc[-k:], opening[:len(opening) + k])
+            got = ref.offset(m, o)["offset"]
+            assert got is not None and abs(got - own - k) <= 1, (path.name, k, own, got)
