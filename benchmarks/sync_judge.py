@@ -44,13 +44,17 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 
-def held_out_tracks(judge_config, data_dir: str, dataset: str = "registered_faces/real", prefixes=None):
+def held_out_tracks(judge_config, data_dir: str, dataset: str = "registered_faces/real", prefixes=None,
+                    training=None):
     """[(source_name, name, crops [T,112,112,3], mfcc [T,12,35])] of every held-out track: the
     validation split and the train tracks under `prefixes` (default: the judge's
     data.holdout_sources). A source's row is named for where its tracks come from: 'lrs2_b (held-out
-    source)' (all from the held-out prefixes), 'voxceleb2_style (validation + held-out files)' (both)."""
+    source)' (all from the held-out prefixes), 'voxceleb2_style (validation + held-out files)' (both).
+    `training` (a list): the same pass over the train split appends (mfcc windows, mouth opening) of
+    every track the judge trained on, for --reference."""
     import tfds_builders
     from s2v_jax.data.sync_samples import holdout_prefixes
+    from s2v_jax.evaluation import metrics
     from tfds_builders.common import decode_frame, decode_text
 
     builder = tfds_builders.build(tfds_builders.parse_name(dataset), data_dir)
@@ -64,13 +68,15 @@ def held_out_tracks(judge_config, data_dir: str, dataset: str = "registered_face
             ex = src[i]
             source = decode_text(ex["source"])
             if split == "train" and not (prefixes and source.startswith(prefixes)):
+                if training is not None:
+                    training.append((np.asarray(ex["mfcc"], np.float32),
+                                     metrics.mouth_opening(np.asarray(ex["landmarks"], np.float32))))
                 continue
             crops = np.stack([decode_frame(f) for f in ex["frames"]])
             top = source.split("/")[0]
             origin[top].add(split)
             out.append((top, f"{source}#{int(ex['track_index'])}", crops, np.asarray(ex["mfcc"], np.float32)))
             LANDMARKS[out[-1][1]] = (source, int(ex["start_frame"]), np.asarray(ex["landmarks"], np.float32))
-            MFCC[out[-1][1]] = out[-1][3]
     label = {top: top + {frozenset({"train"}): " (held-out source)",
                          frozenset({"train", "validation"}): " (validation + held-out files)"}.get(frozenset(o), "")
              for top, o in origin.items()}
@@ -80,34 +86,17 @@ def held_out_tracks(judge_config, data_dir: str, dataset: str = "registered_face
 LANDMARKS = {}  # track name -> (source video, start frame, landmarks [T, 478, 2]) for the landmark measure
 
 
-def reference_training_tracks(data_dir: str, dataset: str, prefixes):
-    """(mfcc windows, mouth opening) of every train track the judge trained on: the train split
-    minus the held-out prefixes."""
-    import tfds_builders
-    from s2v_jax.evaluation import metrics
-    from tfds_builders.common import decode_text
-
-    builder = tfds_builders.build(tfds_builders.parse_name(dataset), data_dir)
-    src = builder.as_data_source("train")
-    out = []
-    for i in range(len(src)):
-        ex = src[i]
-        if prefixes and decode_text(ex["source"]).startswith(tuple(prefixes)):
-            continue
-        out.append((np.asarray(ex["mfcc"], np.float32), metrics.mouth_opening(np.asarray(ex["landmarks"], np.float32))))
-    return out
-
-
-def add_reference(clips, rows, by_row, reference):
-    """Per clip with landmarks: 'reference_offset' / 'reference_correlation'; per row:
+def add_reference(clips, rows, by_row, reference, mfcc):
+    """Per clip with landmarks (`mfcc`: track name -> MFCC windows): 'reference_offset' /
+    'reference_correlation'; per row:
     'judge_agrees_reference' (unshifted answer within +-1 of the reference) and 'hits_vs_reference'
     (answers within +-1 of k + the reference, over every k)."""
     from s2v_jax.evaluation import metrics
 
     for r in clips:
-        if r["name"] not in LANDMARKS or r["name"] not in MFCC:
+        if r["name"] not in LANDMARKS or r["name"] not in mfcc:
             continue
-        res = reference.offset(MFCC[r["name"]], metrics.mouth_opening(LANDMARKS[r["name"]][2]))
+        res = reference.offset(mfcc[r["name"]], metrics.mouth_opening(LANDMARKS[r["name"]][2]))
         r["reference_offset"], r["reference_correlation"] = res["offset"], res["correlation"]
     for key, recs in by_row.items():
         recs = [r for r in recs if r.get("reference_offset") is not None]
@@ -120,9 +109,6 @@ def add_reference(clips, rows, by_row, reference):
         rows[key]["reference_clips"] = len(recs)
         rows[key]["judge_agrees_reference"] = round(float(np.mean(agree)), 3)
         rows[key]["hits_vs_reference"] = round(float(np.mean(hits)), 3)
-
-
-MFCC = {}  # track name -> MFCC windows [T, 12, 35] of the corpus tracks, for --reference
 
 
 def landmark_measure(manual_dir: str, min_frames: int):
@@ -203,8 +189,10 @@ def main(argv=None):
 
     expert = SyncExpert.from_checkpoint(args.checkpoint)
     shifts = [int(s) for s in args.shifts.split(",")]
-    prefixes = None if args.holdout_sources is None else track_selection.items(args.holdout_sources)
-    tracks = held_out_tracks(expert.config, args.data_dir, args.dataset, prefixes)
+    prefixes = holdout_prefixes(expert.config) if args.holdout_sources is None else \
+        track_selection.items(args.holdout_sources)
+    training = [] if args.reference else None
+    tracks = held_out_tracks(expert.config, args.data_dir, args.dataset, prefixes, training)
     for v in args.extra_video:
         tracks += video_segments(v, args.segment_s)
     by_source = defaultdict(list)
@@ -263,17 +251,15 @@ def main(argv=None):
         from s2v_jax.evaluation import lip_reference
 
         t1 = time.time()
-        train = reference_training_tracks(args.data_dir, args.dataset,
-                                          prefixes if prefixes is not None else holdout_prefixes(expert.config))
-        reference = lip_reference.fit(train, log=print)
-        add_reference(clips, rows, by_row, reference)
-        print(f"lip reference: fitted on {len(train)} training tracks and applied in {time.time() - t1:.0f} s")
+        reference = lip_reference.fit(training, log=print)
+        add_reference(clips, rows, by_row, reference, {t[1]: t[3] for t in tracks})
+        print(f"lip reference: fitted on {len(training)} training tracks and applied in {time.time() - t1:.0f} s")
         for r in clips:
             if r.get("reference_offset") is not None and r["frames"] >= args.min_frames:
                 print(f"  {r['name']}: judge {[r['offsets'][str(k)] for k in shifts]} at k={shifts}, "
                       f"reference offset {r['reference_offset']:+d} (correlation {r['reference_correlation']:.2f})")
     report = {"judge": args.checkpoint or "shipped", "shifts": shifts, "min_frames": args.min_frames,
-              "holdout_sources": prefixes if prefixes is not None else holdout_prefixes(expert.config),
+              "holdout_sources": prefixes,
               "speaker_only": bool(args.speaker_only), "dropped_tracks": dropped,
               "rows": rows, "clips": clips, "seconds": round(time.time() - t0, 1)}
     if args.manual_dir:

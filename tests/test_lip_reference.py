@@ -93,12 +93,12 @@ def test_judge_benchmark_counts_hits_against_the_reference_offset(monkeypatch):
 
     lm = opening_landmarks(np.linspace(0.0, 0.2, 60))
     monkeypatch.setattr(bench, "LANDMARKS", {"late#0": ("late.mp4", 0, lm), "wrong#0": ("w.mp4", 0, lm[:59])})
-    monkeypatch.setattr(bench, "MFCC", {"late#0": np.zeros((60, 12, 35)), "wrong#0": np.zeros((59, 12, 35))})
+    mfcc = {"late#0": np.zeros((60, 12, 35)), "wrong#0": np.zeros((59, 12, 35))}
     clips = [{"name": "late#0", "offsets": {"-4": -2, "0": 2, "4": 6}},   # tracks every shift, own offset +2
              {"name": "wrong#0", "offsets": {"-4": 9, "0": 9, "4": 9}},   # a lost judge
              {"name": "anchor@0", "offsets": {"-4": -4, "0": 0, "4": 4}}]  # no landmarks: no reference
     rows = {"row": {}}
-    bench.add_reference(clips, rows, {"row": clips}, FixedReference({60: 2, 59: 0}))
+    bench.add_reference(clips, rows, {"row": clips}, FixedReference({60: 2, 59: 0}), mfcc)
     assert clips[0]["reference_offset"] == 2 and "reference_offset" not in clips[2]
     assert rows["row"] == {"reference_clips": 2, "judge_agrees_reference": 0.5, "hits_vs_reference": 0.5}
 

@@ -41,6 +41,11 @@ REFERENCE_MAX_OFFSET = 6  # frames searched either way; enough for real clips' o
 MIN_TRACK_FRAMES = 10
 
 
+def _check_lengths(num_frames: int, num_windows: int) -> None:
+    if num_frames != num_windows:
+        raise ValueError(f"one MFCC window per frame is needed ({num_frames} frames, {num_windows} windows)")
+
+
 class OpeningRegressor(nn.Module):
     """MFCC window (flattened, standardised) -> the frame's standardised mouth opening."""
     hidden: Sequence[int] = (256, 256)
@@ -92,9 +97,7 @@ class LipReference:
         the seen opening): {'offset' (positive = audio late; None if the mouth does not move),
         'correlation', 'correlation_at_zero', 'mouth_motion', 'offsets', 'correlations'}."""
         opening = np.asarray(opening, np.float64)
-        if len(opening) != len(mfcc_windows):
-            raise ValueError(f"one MFCC window per frame is needed ({len(opening)} frames, "
-                             f"{len(mfcc_windows)} windows)")
+        _check_lengths(len(opening), len(mfcc_windows))
         return metrics.landmark_sync(self.predict(mfcc_windows), opening, max_offset)
 
 
@@ -107,8 +110,7 @@ def fit(tracks: Iterable[Tuple[np.ndarray, np.ndarray]], epochs: int = 6, batch_
     xs, ys = [], []
     for mfcc, opening in tracks:
         opening = np.asarray(opening, np.float64)
-        if len(opening) != len(mfcc):
-            raise ValueError(f"one MFCC window per frame is needed ({len(opening)} frames, {len(mfcc)} windows)")
+        _check_lengths(len(opening), len(mfcc))
         if len(opening) < MIN_TRACK_FRAMES or not np.isfinite(opening).any():
             continue
         m = np.asarray(mfcc, np.float32)
