@@ -19,7 +19,7 @@ from s2v_jax.models.generator import Speech2Vid, sample_points, warp_image
 from s2v_jax.train import state as state_lib
 from s2v_jax.train.loop import overlay_variables
 from s2v_jax.train.tasks import get_task
-from s2v_jax.train.tasks.generator import lip_distances
+from s2v_jax.train.tasks.lips import lip_distances
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

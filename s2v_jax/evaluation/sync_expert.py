@@ -24,6 +24,7 @@ from s2v_jax.errors import DataError, NoFaceError, TrainingError
 from s2v_jax.models.syncnet import SyncNet, build_syncnet, input_shapes
 from s2v_jax.train import export
 from s2v_jax.train.checkpointing import load_checkpoint
+from s2v_jax.train.judge import load_judge
 
 
 class SyncExpert:
@@ -49,13 +50,18 @@ class SyncExpert:
         or an exported model (`s2v export`); None: the judge shipped in the package."""
         if path is None:
             return cls.default(batch_size)
-        config, variables = load_checkpoint(os.fspath(path), tasks=("sync",),
-                                            hint="give a sync expert (configs/syncnet_real.py) or omit it")
+        path = os.fspath(path)
+        if export.is_exported(path):  # what the package ships: the one judge loader
+            config, variables = load_judge(path)
+        else:
+            config, variables = load_checkpoint(path, tasks=("sync",),
+                                                hint="give a sync expert (configs/syncnet_eval.py) or omit it")
         return cls(config, variables, batch_size)
 
     @classmethod
     def default(cls, batch_size: int = 64) -> "SyncExpert":
-        """The judge shipped in the package (s2v_jax/assets/sync_expert, see its MODEL_CARD.md)."""
+        """The evaluation judge shipped in the package (s2v_jax/assets/sync_expert, see its MODEL_CARD.md);
+        no generator trains against it (s2v_jax.train.judge)."""
         path = assets.SYNC_EXPERT
         if not export.is_exported(path):
             raise TrainingError(f"no sync expert is shipped in this installation ({assets.SYNC_EXPERT} is missing); "

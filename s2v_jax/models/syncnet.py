@@ -112,6 +112,11 @@ class SyncNet(nn.Module):
         return self.embed_video(video, train), self.embed_audio(audio, train)
 
 
+def embedding_distance(x, y):
+    """Euclidean distance of embeddings along the last axis (the judge's distance; finite gradient at 0)."""
+    return jnp.sqrt(jnp.sum(jnp.square(x - y), axis=-1) + 1e-12)
+
+
 def build_syncnet(config: ml_collections.ConfigDict, axis_name: Optional[str] = None) -> SyncNet:
     """The sync expert a `configs/syncnet.py`-style config describes."""
     m = config.model

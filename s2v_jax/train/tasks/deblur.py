@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from s2v_jax.errors import ConfigError
-from s2v_jax.train.tasks.generator import ImageTask, gaussian_blur, image_eval_sums, l1_loss, to_float_image
+from s2v_jax.train.tasks.image import ImageTask, gaussian_blur, image_eval_sums, l1_loss, to_float_image
 
 DEFAULT_BLUR_SIGMA = (0.5, 2.5)
 
