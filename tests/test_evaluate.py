@@ -149,6 +149,37 @@ def test_errors_are_one_line(ckpts, tmp_path, capsys):
     assert rc == 2
 
 
+def test_still_closed_picks_the_most_closed_mouth_and_the_summary_compares_motion(ckpts, media, tmp_path):
+    from s2v_jax.evaluation import evaluate as ev
+
+    lm = np.zeros((4, 478, 2), np.float32)
+    lm[:, 33], lm[:, 133], lm[:, 362], lm[:, 263] = (0, 0), (10, 0), (30, 0), (40, 0)
+    for t, gap in enumerate([5.0, 2.0, 0.4, 3.0]):
+        for u, low in ev.metrics.INNER_LIP_PAIRS:
+            lm[t, u], lm[t, low] = (20, 50), (20, 50 + gap)
+    assert ev.closed_mouth_index(lm) == 2
+    lm[2] = np.nan  # no face there: the most closed of the others
+    assert ev.closed_mouth_index(lm) == 1
+    assert ev.closed_mouth_index(np.full((3, 478, 2), np.nan, np.float32)) == 0
+    report = ev.evaluate_checkpoint(ckpts["gen"], media["talk"], str(tmp_path), batch_size=16, sync_expert=None,
+                                    still="closed")
+    clip = report["clips"][0]
+    opening = np.array([np.nan if x is None else x for x in clip["mouth_opening"]["real"]])
+    assert clip["identity_frames"][0] == int(np.nanargmin(opening)) and report["settings"]["still"] == "closed"
+    rows = report["rows"]
+    real, model = rows["real"], rows["model"]
+    assert real["mouth_opening_std_ratio"] == 1.0
+    for row in (model, rows["static_baseline"]):  # the tiny model's face may not be found: no ratio then
+        expect = None if row["mouth_opening_std"] is None else row["mouth_opening_std"] / real["mouth_opening_std"]
+        assert row["mouth_opening_std_ratio"] == pytest.approx(expect)
+    # a repeated frame: the face mesh's own jitter, far below a mouth that moves
+    assert rows["static_baseline"]["mouth_opening_std_ratio"] < 0.1
+    assert rows["static_baseline"]["mouth_opening_range"] < ev.SHUT
+    assert rows["static_baseline"]["shut_where_real_opens"] == real["real_opens"]
+    with pytest.raises(ev.S2VError, match="--still"):
+        ev.evaluate_clips(None, [], str(tmp_path / "x"), still="open")
+
+
 def test_sync_recovered_by_hand():
     from s2v_jax.evaluation.evaluate import sync_recovered
 

@@ -33,6 +33,9 @@ def add_arguments(parser):
                         help="source videos of a registered_faces split (for its audio envelope)")
     parser.add_argument("--identity-index", type=int, default=0,
                         help="track frame used as the identity still (default 0, the first; -1 = the last)")
+    parser.add_argument("--still", choices=("first", "closed"), default="first",
+                        help="identity still: 'first' (the --identity-index frame, default) or 'closed' (each clip's "
+                             "frame with the most closed mouth: the hardest case, and most user photos)")
     parser.add_argument("--deblur", default=None, help="deblurring net checkpoint applied to generated frames")
     parser.add_argument("--batch-size", type=int, default=32, help="frames per inference batch (default 32)")
     parser.add_argument("--strip-frames", type=int, default=8, help="frames per clip in the frame strips (default 8)")
@@ -49,6 +52,7 @@ def run(args) -> int:
         sync_expert=None if args.sync_expert.lower() == "none" else args.sync_expert, max_clips=args.max_clips,
         min_seconds=args.min_seconds,
         data_dir=args.data_dir, manual_dir=args.manual_dir, identity_index=args.identity_index,
+        still=args.still,
         batch_size=args.batch_size, deblur_checkpoint=args.deblur, strip_frames=args.strip_frames,
         progress=not args.quiet)
     print(f"report: {args.out}/index.html ({len(report['clips'])} clips, {len(report['skipped'])} skipped)",

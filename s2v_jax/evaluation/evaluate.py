@@ -15,7 +15,14 @@ Identity: by default the first frame of the track (`identity_index=0`), what
 a user gives the model: one still, then speech. A 5-image model gets five
 frames spread evenly from that frame to the end of the track. The first
 frames of the clip then resemble the identity closely, which helps model and
-static baseline alike.
+static baseline alike. With `still='closed'` the identity is the clip's frame
+with the most closed mouth (least inner-lip gap of the real frames' landmarks;
+a 5-image model gets it first, then four frames spread after it): the hardest
+case, and the common one, since most photos users bring have closed lips. The
+summary then says how much the generated mouth opens and moves against the real
+one: `mouth_opening_std_ratio` and `mouth_motion_ratio` (row / real), and
+`shut_where_real_opens`: clips whose real mouth opens (opening range p90-p10 of
+at least 0.10 eye distances) where the row's stays shut (under 0.03).
 
 Frames are compared at the model's output size S (112, or 109 for the
 bilinear v201 decoder: real and identity crops are resized to it). Landmarks
@@ -199,6 +206,16 @@ def crop_landmarks(frames: np.ndarray) -> np.ndarray:
         return metrics.stack_landmarks([detector(f, roi=roi) for f in frames])
 
 
+STILLS = ("first", "closed")  # evaluate's identity stills: identity_index's frame, or the most closed mouth
+OPENS, SHUT = 0.10, 0.03  # opening range (p90 - p10, eye distances): a mouth that opens / one that stays shut
+
+
+def closed_mouth_index(real_landmarks: np.ndarray) -> int:
+    """The frame whose mouth is the most closed (least inner-lip gap); frame 0 where no face was found."""
+    opening = metrics.mouth_opening(real_landmarks)
+    return int(np.nanargmin(opening)) if np.isfinite(opening).any() else 0
+
+
 def identity_indices(num_frames: int, count: int, first: int = 0) -> np.ndarray:
     """Track frames used as identity: `first` (negative counts from the end), or `count` frames
     spread evenly from it to the last frame for a multi-image model."""
@@ -231,6 +248,8 @@ def row_measures(frames, landmarks, real_frames, real_landmarks, envelope, exper
     opening = metrics.mouth_opening(landmarks)
     out["mouth_opening_mean"] = _finite(np.nanmean(opening)) if found.any() else None
     out["mouth_opening_std"] = _finite(np.nanstd(opening)) if found.any() else None
+    out["mouth_opening_range"] = _finite(np.nanpercentile(opening, 90) - np.nanpercentile(opening, 10)) \
+        if found.any() else None
     if envelope is not None:
         sync = metrics.landmark_sync(envelope, opening, max_offset)
         out.update(sync_offset=sync["offset"], sync_correlation=_finite(sync["correlation"]),
@@ -246,7 +265,8 @@ def row_measures(frames, landmarks, real_frames, real_landmarks, envelope, exper
 
 def summarise(clip_rows: Sequence[Dict[str, Dict[str, Any]]]) -> Dict[str, Dict[str, Any]]:
     """Per row: the mean over clips of each scalar measure (clips without it left out) and the clip count."""
-    keys = ("psnr", "ssim", "sharpness", "lmd", "face_found", "mouth_opening_std", "mouth_motion", "sync_correlation",
+    keys = ("psnr", "ssim", "sharpness", "lmd", "face_found", "mouth_opening_std", "mouth_opening_range",
+            "mouth_motion", "sync_correlation",
             "sync_correlation_at_zero", "lse_d", "lse_c")
     out = {}
     for row in ROWS:
@@ -264,6 +284,14 @@ def summarise(clip_rows: Sequence[Dict[str, Dict[str, Any]]]) -> Dict[str, Dict[
         out[row] = s
     for row, value in sync_recovered(out).items():
         out[row]["sync_recovered"] = value
+    for row in ROWS:  # how much the mouth opens and moves against the real one's
+        for k in ("mouth_opening_std", "mouth_motion"):
+            real, mine = out["real"].get(k), out[row].get(k)
+            out[row][f"{k}_ratio"] = None if real is None or mine is None or real <= 0 else float(mine / real)
+        out[row]["shut_where_real_opens"] = int(sum(
+            1 for c in clip_rows if (c["real"].get("mouth_opening_range") or 0) >= OPENS
+            and c[row].get("mouth_opening_range") is not None and c[row]["mouth_opening_range"] < SHUT))
+        out[row]["real_opens"] = int(sum(1 for c in clip_rows if (c["real"].get("mouth_opening_range") or 0) >= OPENS))
     return out
 
 
@@ -279,7 +307,7 @@ def sync_recovered(rows: Dict[str, Dict[str, Any]]) -> Dict[str, Optional[float]
 
 # ---------------------------------------------------------------- the driver
 
-def evaluate_clips(generator, clips, out_dir: str, *, expert=None, identity_index: int = 0,
+def evaluate_clips(generator, clips, out_dir: str, *, expert=None, identity_index: int = 0, still: str = "first",
                    max_offset: int = metrics.MAX_OFFSET, strip_frames: int = 8, meta: Optional[dict] = None,
                    skipped: Optional[list] = None, progress: bool = False) -> Dict[str, Any]:
     """Scores `clips` (EvalClip iterable) with a FrameGenerator (and optional SyncExpert); writes the report.
@@ -287,6 +315,8 @@ def evaluate_clips(generator, clips, out_dir: str, *, expert=None, identity_inde
     Returns the report dict also written to out_dir/report.json (see report.py).
     """
 
+    if still not in STILLS:
+        raise S2VError(f"--still must be one of {', '.join(STILLS)}, not {still!r}")
     os.makedirs(out_dir, exist_ok=True)
     start = time.time()
     size = generator.output_size
@@ -295,13 +325,15 @@ def evaluate_clips(generator, clips, out_dir: str, *, expert=None, identity_inde
     for clip in clips:
         t0 = time.time()
         t = len(clip.crops)
-        ids = identity_indices(t, k, identity_index)
+        real = resize_crops(clip.crops, size)
+        real_landmarks = crop_landmarks(real)
+        first = closed_mouth_index(real_landmarks) if still == "closed" else identity_index
+        ids = identity_indices(t, k, first)
         identity = generator.encode_identity(clip.crops[ids])
         generated = generator.generate(clip.mfcc, identity)
-        real = resize_crops(clip.crops, size)
         static = np.repeat(real[ids[:1]], t, axis=0)
         videos = {"model": generated, "static_baseline": static, "real": real}
-        landmarks = {row: crop_landmarks(v) for row, v in videos.items()}
+        landmarks = {row: (real_landmarks if row == "real" else crop_landmarks(v)) for row, v in videos.items()}
         rows, openings = {}, {}
         for row in ROWS:
             rows[row], openings[row] = row_measures(
@@ -323,7 +355,7 @@ def evaluate_clips(generator, clips, out_dir: str, *, expert=None, identity_inde
     report = {
         "version": 1,
         **(meta or {}),
-        "settings": {"identity_index": identity_index, "identity_images": k, "output_size": size,
+        "settings": {"identity_index": identity_index, "still": still, "identity_images": k, "output_size": size,
                      "max_offset": max_offset, "landmarks": "MediaPipe face mesh (tracking mode) on the crops",
                      "sync_expert": expert is not None},
         "definitions": report_lib.DEFINITIONS,
@@ -340,7 +372,8 @@ SHIPPED = "shipped"  # evaluate_checkpoint's default judge: the one in s2v_jax/a
 
 def evaluate_checkpoint(checkpoint: Optional[str], videos: str, out_dir: str, *, sync_expert: Optional[str] = SHIPPED,
                         max_clips: Optional[int] = None, data_dir: str = "data/tfds",
-                        manual_dir: Optional[str] = None, identity_index: int = 0, batch_size: int = 32,
+                        manual_dir: Optional[str] = None, identity_index: int = 0, still: str = "first",
+                        batch_size: int = 32,
                         min_seconds: float = 0.0,
                         deblur_checkpoint: Optional[str] = None, strip_frames: int = 8,
                         progress: bool = False) -> Dict[str, Any]:
@@ -371,5 +404,5 @@ def evaluate_checkpoint(checkpoint: Optional[str], videos: str, out_dir: str, *,
     meta = {"checkpoint": os.path.abspath(checkpoint) if checkpoint else assets.GENERATOR, "videos": videos,
             "sync_expert": judge,
             "deblur_checkpoint": os.path.abspath(deblur_checkpoint) if deblur_checkpoint else None}
-    return evaluate_clips(generator, clips, out_dir, expert=expert, identity_index=identity_index,
+    return evaluate_clips(generator, clips, out_dir, expert=expert, identity_index=identity_index, still=still,
                           strip_frames=strip_frames, meta=meta, skipped=skipped, progress=progress)

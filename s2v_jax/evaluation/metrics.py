@@ -57,7 +57,7 @@ from s2v_jax.train import metrics as image_metrics
 
 MAX_OFFSET = 15  # frames, both directions (SyncNet's +-15 search)
 MOUTH_POINTS = tuple(faces.LIPS)  # 40 lip landmarks
-INNER_LIP_PAIRS = ((82, 87), (13, 14), (312, 317))  # (upper, lower) inner-lip points
+INNER_LIP_PAIRS = faces.INNER_LIP_PAIRS  # (upper, lower) inner-lip points
 RIGHT_EYE_CORNERS = tuple(faces.RIGHT_EYE_CORNERS)  # outer, inner
 LEFT_EYE_CORNERS = tuple(faces.LEFT_EYE_CORNERS)  # inner, outer
 ENVELOPE_WINDOW_S = 0.04  # one 25 fps frame
@@ -89,13 +89,7 @@ def lmd(generated, real) -> float:
     return float(per_frame[ok].mean()) if ok.any() else float("nan")
 
 
-def mouth_opening(landmarks) -> np.ndarray:
-    """Inner-lip gap / IOD per frame: [T, 478, 2] -> [T] (NaN where the face is missing)."""
-    lm = np.asarray(landmarks, np.float64)
-    upper = lm[..., [u for u, _ in INNER_LIP_PAIRS], :]
-    lower = lm[..., [low for _, low in INNER_LIP_PAIRS], :]
-    gap = np.linalg.norm(upper - lower, axis=-1).mean(axis=-1)
-    return gap / inter_ocular_distance(lm)
+mouth_opening = faces.mouth_opening  # inner-lip gap / IOD per frame: [T, 478, 2] -> [T]
 
 
 def stack_landmarks(per_frame: Sequence[Optional[np.ndarray]], num_points: int = faces.NUM_LANDMARKS) -> np.ndarray:

@@ -39,6 +39,11 @@ DEFINITIONS = {
                      "distance, per frame.",
     "mouth_motion": "Std of the high-passed mouth opening (minus its 9-frame moving average): how much the mouth "
                     "moves from frame to frame.",
+    "mouth_opening_range": "p90 - p10 of the mouth opening over the clip: how far it opens.",
+    "mouth_opening_std_ratio": "Mean mouth-opening std of the row over the real video's (1 = opens as much).",
+    "mouth_motion_ratio": "Mean mouth motion of the row over the real video's (1 = moves as much).",
+    "shut_where_real_opens": "Clips whose real mouth opens (opening range >= 0.10) where this row's stays shut "
+                             "(range < 0.03); out of 'real_opens' such clips.",
     "sync_offset": "Diagnostic (not a sync score: a mouth that follows loudness maximises it). Landmark AV "
                    "offset in frames: -d for the d in -15..15 maximising the correlation between the audio RMS "
                    "envelope (40 ms windows centred on each frame) and the mouth opening, pairing mouth frame k "
@@ -195,7 +200,8 @@ def _table(rows: Dict[str, Dict[str, Any]], keys) -> str:
 SUMMARY_KEYS = ("clips", "psnr", "ssim", "sharpness", "lmd", "lse_d", "lse_c", "sync_recovered", "av_offset_mean_abs",
                 "av_offset_within_1", "face_found")
 # Landmark lip sync ranks a mouth that only follows loudness above real video (BENCHMARKS.md): shown apart.
-DIAGNOSTIC_KEYS = ("mouth_opening_std", "mouth_motion", "sync_correlation", "sync_correlation_at_zero",
+DIAGNOSTIC_KEYS = ("mouth_opening_std", "mouth_opening_std_ratio", "mouth_motion", "mouth_motion_ratio",
+                   "shut_where_real_opens", "sync_correlation", "sync_correlation_at_zero",
                    "sync_offset_mean_abs", "sync_offset_within_1")
 CLIP_KEYS = ("psnr", "ssim", "lmd", "face_found", "sync_offset", "sync_correlation", "lse_d", "lse_c", "av_offset")
 

@@ -33,6 +33,7 @@ LIPS_OUTER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 
 LIPS_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191)
 LIPS = tuple(LIPS_OUTER) + tuple(LIPS_INNER)  # the 40 lip points of LMD (evaluation.metrics)
 MOUTH_CORNERS = (61, 291)
+INNER_LIP_PAIRS = ((82, 87), (13, 14), (312, 317))  # (upper, lower) inner-lip points: the mouth's opening
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400,
              377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 CHIN = 152
@@ -51,6 +52,16 @@ def inter_ocular_distance(landmarks) -> np.ndarray:
     right = lm[..., list(RIGHT_EYE_CORNERS), :].mean(axis=-2)
     left = lm[..., list(LEFT_EYE_CORNERS), :].mean(axis=-2)
     return np.linalg.norm(right - left, axis=-1)
+
+
+def mouth_opening(landmarks) -> np.ndarray:
+    """Inner-lip gap / eye-centre distance per frame: [..., 478, 2] -> [...] (NaN where the face is missing)."""
+    lm = np.asarray(landmarks, np.float64)
+    upper = lm[..., [u for u, _ in INNER_LIP_PAIRS], :]
+    lower = lm[..., [low for _, low in INNER_LIP_PAIRS], :]
+    gap = np.linalg.norm(upper - lower, axis=-1).mean(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return gap / inter_ocular_distance(lm)
 
 
 def native_logs_shown() -> bool:
