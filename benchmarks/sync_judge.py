@@ -25,6 +25,11 @@ fitted on the tracks the judge trained on, offset = lag of best correlation with
 the landmarks' opening): per row, how often the judge's unshifted answer agrees
 with it (+-1), and the hits counted against k + the reference offset
 ("hits vs reference"), diagnostics beside the marks, which assume 0.
+With --near-still ALPHAS (the hardened judge's mark): each clip's frames with their mouth
+motion shrunk toward its most closed-mouth frame (s2v_jax.data.near_still.shrink_motion,
+alpha = the fraction of motion kept; 0 = a frozen photo), scored with the clip's own
+audio: per row, how often real video's LSE-C is above the near-still copy's
+("real_above_still_A"), and the copies' mean LSE-C.
 With --speaker-only, where one video has several face tracks only the one
 the judge finds most in sync (highest LSE-C with the real audio) is kept:
 active-speaker detection, what `s2v sync` does by default (a listener's face
@@ -153,6 +158,16 @@ def video_segments(path: str, segment_s: float):
             for s in range(0, len(crops) - n + 1, n)]
 
 
+def near_still_copy(name: str, crops, alpha: float):
+    """The clip with its motion shrunk to `alpha` toward its most closed-mouth frame (frame 0 where the
+    clip has no landmarks, e.g. --extra-video pieces)."""
+    from s2v_jax.data.near_still import closest_to_closed, shrink_motion
+
+    lms = LANDMARKS.get(name, (None, 0, None))[2]
+    still = crops[closest_to_closed(lms, np.arange(len(crops)))]
+    return shrink_motion(crops, still, alpha)
+
+
 def delayed(crops, mfcc, k: int):
     """Frames and audio with the sound k frames late: frame t + k against audio t (k < 0: early)."""
     n = len(crops)
@@ -178,6 +193,8 @@ def main(argv=None):
     p.add_argument("--reference", action="store_true",
                    help="add a pixel-free reference for each corpus clip's own AV offset (lip_reference), "
                         "fitted on the judge's training tracks (under a minute more)")
+    p.add_argument("--near-still", default="",
+                   help="comma-separated fractions of motion kept (e.g. 0,0.15,0.3): real vs near-still copies")
     p.add_argument("--out", default=None, help="JSON report path")
     p.add_argument("--manual-dir", default=None,
                    help="the corpus videos (../shared/data/real/corpus): adds the landmark measure's ranking")
@@ -189,6 +206,7 @@ def main(argv=None):
 
     expert = SyncExpert.from_checkpoint(args.checkpoint)
     shifts = [int(s) for s in args.shifts.split(",")]
+    alphas = [float(a) for a in args.near_still.split(",") if a.strip()]
     prefixes = holdout_prefixes(expert.config) if args.holdout_sources is None else \
         track_selection.items(args.holdout_sources)
     training = [] if args.reference else None
@@ -213,6 +231,8 @@ def main(argv=None):
             other = others[(i * 7919) % len(others)][3]  # a fixed, spread choice
             other = np.concatenate([other] * (n // len(other) + 1))[:n]
             rec["other_audio_lse_c"] = expert.sync_scores(crops, other)["lse_c"]
+            for a in alphas:
+                rec[f"still_{a:g}_lse_c"] = expert.sync_scores(near_still_copy(name, crops, a), mfcc)["lse_c"]
             clips.append(rec)
     dropped = []
     if args.speaker_only:
@@ -245,6 +265,10 @@ def main(argv=None):
                 [(r["lse_c"] or 0) > (r["other_audio_lse_c"] or 0) for r in recs])), 3)
             row["lse_c_real"] = round(float(np.mean([r["lse_c"] or 0 for r in recs])), 3)
             row["lse_c_other"] = round(float(np.mean([r["other_audio_lse_c"] or 0 for r in recs])), 3)
+            for a in alphas:
+                row[f"real_above_still_{a:g}"] = round(float(np.mean(
+                    [(r["lse_c"] or 0) > (r[f"still_{a:g}_lse_c"] or 0) for r in recs])), 3)
+                row[f"lse_c_still_{a:g}"] = round(float(np.mean([r[f"still_{a:g}_lse_c"] or 0 for r in recs])), 3)
             key = f"{source} [{'>=' if long_only else '<'}{args.min_frames / 25:g} s]"
             rows[key], by_row[key] = row, recs
     if args.reference:
@@ -258,7 +282,22 @@ def main(argv=None):
             if r.get("reference_offset") is not None and r["frames"] >= args.min_frames:
                 print(f"  {r['name']}: judge {[r['offsets'][str(k)] for k in shifts]} at k={shifts}, "
                       f"reference offset {r['reference_offset']:+d} (correlation {r['reference_correlation']:.2f})")
-    report = {"judge": args.checkpoint or "shipped", "shifts": shifts, "min_frames": args.min_frames,
+    overall = {}
+    for long_only in (True, False):
+        recs = [r for r in clips if (r["frames"] >= args.min_frames) == long_only]
+        if recs:
+            row = {"clips": len(recs)}
+            for k in shifts:
+                row[f"hit_{k:+d}"] = round(float(np.mean([r["offsets"][str(k)] is not None and
+                                                          abs(r["offsets"][str(k)] - k) <= 1 for r in recs])), 3)
+            row["real_above_other"] = round(float(np.mean(
+                [(r["lse_c"] or 0) > (r["other_audio_lse_c"] or 0) for r in recs])), 3)
+            for a in alphas:
+                row[f"real_above_still_{a:g}"] = round(float(np.mean(
+                    [(r["lse_c"] or 0) > (r[f"still_{a:g}_lse_c"] or 0) for r in recs])), 3)
+            overall[f"all [{'>=' if long_only else '<'}{args.min_frames / 25:g} s]"] = row
+    rows.update(overall)
+    report = {"judge": args.checkpoint or "shipped", "shifts": shifts, "near_still": alphas, "min_frames": args.min_frames,
               "holdout_sources": prefixes,
               "speaker_only": bool(args.speaker_only), "dropped_tracks": dropped,
               "rows": rows, "clips": clips, "seconds": round(time.time() - t0, 1)}
@@ -273,12 +312,13 @@ def main(argv=None):
         with open(args.out, "w") as f:
             json.dump(report, f, indent=1)
     keys = [f"hit_{k:+d}" for k in shifts] + ["real_above_other", "shift_tracked", "lse_c_real", "lse_c_other"]
+    keys += [f"{c}_{a:g}" for a in alphas for c in ("real_above_still", "lse_c_still")]
     if args.reference:
         keys += ["judge_agrees_reference", "hits_vs_reference"]
     print("| source | clips | s | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 3) + "|")
     for name, row in rows.items():
-        print(f"| {name} | {row['clips']} | {row['seconds']} | " + " | ".join(str(row.get(k, "-")) for k in keys) + " |")
+        print(f"| {name} | {row['clips']} | {row.get('seconds', '-')} | " + " | ".join(str(row.get(k, "-")) for k in keys) + " |")
 
 
 if __name__ == "__main__":

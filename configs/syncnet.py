@@ -40,6 +40,8 @@ def get_config() -> ml_collections.ConfigDict:
     d.augment_rotate_deg = 0.0      # + a random rotation of the five crops by up to this many degrees
     d.augment_scale = 0.0           # + a random scaling of the five crops by 1 +- up to this
     d.augment_jpeg = 0.0            # + JPEG re-compression (quality 30-90) with this probability (real video: 0.5)
+    d.near_still = 0.0              # fraction of windows also given as a near-still copy (s2v_jax.data.near_still)
+    d.near_still_motion = 0.3       # the copy keeps at most this fraction of the window's motion (20% frozen: none)
     d.holdout_sources = ""          # comma-separated source prefixes never trained on (e.g. 'tedx_ro/,lrs2_b/')
     d.repeat = ""                   # 'pattern:factor,...': oversample matching training tracks (e.g. 'lrs2/*:4')
     d.num_workers = 0               # grain worker processes (0 = load in the main process)
@@ -58,6 +60,8 @@ def get_config() -> ml_collections.ConfigDict:
     t.loss = "contrastive"          # 'contrastive' (SyncNet's pairs) or 'nway' (softmax over K shifts: Perfect Match)
     t.margin = 1.0                  # contrastive margin: shifted pairs are pushed at least this far apart
     t.temperature = 0.1             # 'nway': logits = -distance / temperature
+    t.near_still_weight = 0.0       # weight of the near-still terms: such a copy carries no offset, and the
+                                    # speech matches the moving mouth better (train/tasks/sync.py)
     t.parallel = "pmap"             # data parallelism: 'pmap' or 'mesh' (s2v_jax.train.parallel)
     t.seed = 0                      # parameter initialisation seed
     t.log_every = 50                # steps between metric logs (host syncs only here)

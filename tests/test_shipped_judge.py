@@ -98,7 +98,7 @@ def test_the_wheel_carries_the_shipped_judge_and_generator(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     wheel = [f for f in os.listdir(tmp_path) if f.endswith(".whl")]
     names = zipfile.ZipFile(tmp_path / wheel[0]).namelist()
-    for model in ("sync_expert", "generator"):
+    for model in ("sync_expert", "sync_loss", "generator"):
         for f in ("config.json", "variables.npz", "MODEL_CARD.md"):
             assert f"s2v_jax/assets/{model}/{f}" in names, (model, f)
 

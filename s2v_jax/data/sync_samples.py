@@ -37,6 +37,7 @@ import ml_collections
 import numpy as np
 
 from s2v_jax.data import input_pipeline, track_selection
+from s2v_jax.data import near_still as near_still_lib
 from s2v_jax.data.sync_inputs import audio_input, frame_indices, shift_candidates, video_input
 from tfds_builders.common import decode_frame
 
@@ -87,8 +88,12 @@ def _recompress(rng: np.random.Generator, crops: np.ndarray) -> np.ndarray:
 def sync_sample(rng: np.random.Generator, frames, mfcc, num_frames: int, centre: int, *, lower_face_top: int,
                 grayscale: bool, min_offset: int, max_offset: int, augment: bool, num_negatives: int = 1,
                 shift_px: int = 0, jpeg_prob: float = 0.0, rotate_deg: float = 0.0,
-                scale: float = 0.0) -> Dict[str, np.ndarray]:
-    """One training example around track frame `centre` (see the module docstring)."""
+                scale: float = 0.0, near_still: float = 0.0, near_still_motion: float = 0.3,
+                landmarks=None) -> Dict[str, np.ndarray]:
+    """One training example around track frame `centre` (see the module docstring). With `near_still` > 0,
+    also 'video_still' (the same window, its motion shrunk toward the track's most closed-mouth frame of
+    8 drawn, by a fraction drawn in [0, near_still_motion]; augmented exactly as 'video') and 'still' (1.0
+    on a `near_still` fraction of windows: those whose near-still copy the loss uses)."""
     candidates = shift_candidates(centre, num_frames, min_offset, max_offset)
     k = int(num_negatives)
     if k > 1:  # k distinct shifts (repeated only when the track is too short to have k)
@@ -96,16 +101,32 @@ def sync_sample(rng: np.random.Generator, frames, mfcc, num_frames: int, centre:
     else:
         shifts = np.int64(rng.choice(candidates))
     crops = np.stack([_frame(frames, int(j)) for j in frame_indices(centre, num_frames)])
-    if augment and (shift_px > 0 or rotate_deg > 0 or scale > 0):
+    n = len(crops)
+    use_still = near_still > 0 and rng.random() < near_still
+    if near_still > 0:  # the same shape in every batch; only windows with 'still' 1 count in the loss
+        if use_still:
+            drawn = rng.integers(0, num_frames, size=min(8, num_frames))
+            still = _frame(frames, near_still_lib.closest_to_closed(landmarks, drawn))
+            alpha = float(rng.uniform(0.0, near_still_motion)) if rng.random() < 0.8 else 0.0
+            crops = np.concatenate([crops, near_still_lib.shrink_motion(crops, still, alpha,
+                                                                        max(0, lower_face_top - 16))])
+        else:
+            crops = np.concatenate([crops, crops])
+    if augment and (shift_px > 0 or rotate_deg > 0 or scale > 0):  # one transform for the window and its copy
         crops = _translate(rng, crops, int(shift_px), float(rotate_deg), float(scale))
     if augment and jpeg_prob > 0 and rng.random() < jpeg_prob:
         crops = _recompress(rng, crops)
-    video = video_input(crops, lower_face_top, grayscale)
+    video = np.concatenate([video_input(crops[i:i + n], lower_face_top, grayscale)
+                            for i in range(0, len(crops), n)], axis=-1)
     if augment:
         video = _jitter(rng, video)
     mfcc = np.asarray(mfcc)
-    return {"video": video, "audio": audio_input(mfcc[centre]),
-            "audio_shifted": audio_input(mfcc[centre + shifts]), "offset": np.asarray(-shifts, np.int32)}
+    c = video.shape[-1] // (len(crops) // n)
+    out = {"video": video[..., :c], "audio": audio_input(mfcc[centre]),
+           "audio_shifted": audio_input(mfcc[centre + shifts]), "offset": np.asarray(-shifts, np.int32)}
+    if near_still > 0:
+        out.update(video_still=np.ascontiguousarray(video[..., c:]), still=np.float32(use_still))
+    return out
 
 
 class MakeSyncSample(grain.RandomMapTransform):
@@ -118,12 +139,15 @@ class MakeSyncSample(grain.RandomMapTransform):
                        shift_px=int(config.data.get("augment_shift_px", 0)),
                        jpeg_prob=float(config.data.get("augment_jpeg", 0.0)),
                        rotate_deg=float(config.data.get("augment_rotate_deg", 0.0)),
-                       scale=float(config.data.get("augment_scale", 0.0)))
+                       scale=float(config.data.get("augment_scale", 0.0)),
+                       near_still=float(config.data.get("near_still", 0.0)),
+                       near_still_motion=float(config.data.get("near_still_motion", 0.3)))
         self.debug = debug
 
     def random_map(self, element: Dict[str, Any], rng: np.random.Generator) -> Dict[str, np.ndarray]:
         ex = element["example"]
-        out = sync_sample(rng, ex["frames"], ex["mfcc"], int(ex["num_frames"]), int(element["frame"]), **self.kw)
+        out = sync_sample(rng, ex["frames"], ex["mfcc"], int(ex["num_frames"]), int(element["frame"]),
+                          landmarks=ex.get("landmarks"), **self.kw)
         if self.debug:  # where the example came from, for tests
             out.update(record=np.int64(element["record"]), centre=np.int64(element["frame"]))
         return out

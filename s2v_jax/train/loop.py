@@ -67,7 +67,8 @@ def close_run(bar, writer, ckpt, loader) -> None:
 
 
 def evaluate(p_eval: Callable, state, batches, dp: parallel.DataParallel) -> Dict[str, float]:
-    """Mean validation metrics over `batches` (the task's sums divided by the summed count)."""
+    """Mean validation metrics over `batches`: the task's sums divided by the summed 'count', or those named
+    `G_...` by the summed `G_count` where the task gives one (metrics of a subset of the windows)."""
     sums = None
     for batch in batches:
         out = p_eval(state, dp.shard_batch(batch))
@@ -76,7 +77,12 @@ def evaluate(p_eval: Callable, state, batches, dp: parallel.DataParallel) -> Dic
         raise DataError("the validation split gave no batches")
     host = dp.fetch(sums)
     count = float(host.pop("count"))
-    return {k: float(v) / count for k, v in sorted(host.items())}
+    groups = {k[:-len("count")]: float(host.pop(k)) for k in list(host) if k.endswith("_count")}
+    out = {}
+    for k, v in sorted(host.items()):
+        n = next((c for g, c in groups.items() if k.startswith(g)), count)
+        out[k] = float(v) / max(n, 1e-9)
+    return out
 
 
 def _progress_bar(config, task: Task, start: int, total: int):
