@@ -25,6 +25,8 @@ def get_config() -> ml_collections.ConfigDict:
     m.warp = 0.0                    # not in the paper: with identity_residual, warp the still by a predicted flow of at most this many px first
     m.audio_width = 0.0             # not in the paper: channel multiplier of the audio CNN's conv1-fc6 (0 = width; fc7 keeps width)
     m.warp_only = False             # with warp > 0: the output is the warped still alone (no painted change)
+    m.interior = False              # not in the paper: with warp_only, paint the mouth's interior where a predicted mask opens
+    m.interior_region = ()          # with interior: (top, bottom, left, right) of the 112 crop the mask may cover
 
     config.data = d = ml_collections.ConfigDict()
     d.dataset = "registered_faces/lrs2"  # TFDS name[/config] of the registered corpus

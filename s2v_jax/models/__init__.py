@@ -40,6 +40,8 @@ def build_model(config: ml_collections.ConfigDict, axis_name=None):
                       axis_name=axis_name, identity_residual=bool(m.get("identity_residual", False)),
                       residual_region=tuple(int(v) for v in (m.get("residual_region", ()) or ())),
                       warp=float(m.get("warp", 0.0) or 0.0), warp_only=bool(m.get("warp_only", False)),
+                      interior=bool(m.get("interior", False)),
+                      interior_region=tuple(int(v) for v in (m.get("interior_region", ()) or ())),
                       audio_width=float(m.get("audio_width", 0.0) or 0.0))
 
 

@@ -60,6 +60,9 @@ def _concat_skip(x, skips: Dict[str, jnp.ndarray], name: str, enabled: Sequence[
     return jnp.concatenate([x, s], axis=-1)
 
 
+OCCLUSION_START = -8.0  # the occlusion logit's initial bias: sigmoid 3e-4, the warp alone to start with
+
+
 class TransposedDecoder(nn.Module):
     """Paper decoder. Stages (width 1): fc 1x1x128 -> tconv 6x6 -> 6x6x512 ->
     tconv4/2 -> 12x12x256 (+C) -> tconv4/2 -> 26x26x256 -> conv -> 96 (+B) ->
@@ -74,6 +77,9 @@ class TransposedDecoder(nn.Module):
     # Also a 2-channel flow map (dy, dx, raw), from the 53x53 stage resized to the output: a smooth field.
     # Its conv starts at zero (no motion). The output is then [B, 112, 112, 5]: 3 image logits + 2 flow.
     flow_output: bool = False
+    # Also a 1-channel occlusion logit at full resolution (after the flow, last), where the model paints the
+    # mouth's interior instead of showing the warped still; it starts far below 0 (nothing painted).
+    occlusion_output: bool = False
 
     @nn.compact
     def __call__(self, z, skips: Dict[str, jnp.ndarray]):
@@ -102,6 +108,10 @@ class TransposedDecoder(nn.Module):
         if flow is not None:
             flow = jax.image.resize(flow.astype(jnp.float32), flow.shape[:1] + out.shape[1:3] + (2,), "linear")
             out = jnp.concatenate([out, flow], axis=-1)
+        if self.occlusion_output:
+            occ = nn.Conv(1, (3, 3), padding=same, name="occlusion", kernel_init=nn.initializers.zeros,
+                          bias_init=nn.initializers.constant(OCCLUSION_START), **kw)(x)
+            out = jnp.concatenate([out, occ.astype(jnp.float32)], axis=-1)
         return out
 
 

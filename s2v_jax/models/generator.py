@@ -103,6 +103,13 @@ class Speech2Vid(nn.Module):
     # With warp: the output is the warped still alone (the decoder's image logits are not used), so
     # every change is the person's own pixels moved: no painted colour at all.
     warp_only: bool = False
+    # Not in the paper: with warp_only, the mouth's interior painted where the speech opens it. The decoder
+    # also predicts an occlusion mask m (sigmoid of a logit, times the soft box `interior_region` of the
+    # 112x112 crop: exactly 0 beyond 2 px outside it) and the output is the warped still w blended with
+    # painted pixels p = sigmoid(logits + logit(w)) (a change to the warped still: its colours to start from):
+    # w + m * (p - w). Outside the box every pixel is the warped still's, exactly.
+    interior: bool = False
+    interior_region: Sequence[int] = ()
     # Not in the paper: the channel multiplier of the audio CNN's hidden layers (conv1-fc6); 0 = width.
     audio_width: float = 0.0
     # The transposed decoder's layer class (models.conv_transpose: nn.ConvTranspose or the CPU phase form).
@@ -121,6 +128,11 @@ class Speech2Vid(nn.Module):
             if self.decoder != "transposed" or not self.identity_residual:
                 raise ValueError("model.warp needs the transposed decoder and model.identity_residual=True")
             extra["flow_output"] = True
+        if self.interior:
+            if self.warp <= 0 or not self.warp_only or len(self.interior_region) != 4:
+                raise ValueError("model.interior needs model.warp > 0, model.warp_only=True and "
+                                 "model.interior_region=(top, bottom, left, right)")
+            extra["occlusion_output"] = True
         self.image_decoder = decoders[self.decoder](skips=tuple(self.skips), width=self.width, dtype=self.dtype,
                                                     zero_init_output=self.identity_residual, **extra)
 
@@ -145,13 +157,19 @@ class Speech2Vid(nn.Module):
         """Decodes `[B, 256]` audio codes with identity features of batch B or 1."""
         return self.decode_with_flow(audio_embedding, identity)[0]
 
-    def decode_with_flow(self, audio_embedding, identity: IdentityFeatures):
-        """(frames [B, S, S, 3], flow [B, S, S, 2] in pixels (dy, dx) or None without model.warp)."""
+    def _decoder_output(self, audio_embedding, identity: IdentityFeatures):
+        """The image decoder's raw output for `[B, 256]` audio codes and identity features of batch B or 1."""
         emb = identity["embedding"].astype(audio_embedding.dtype)
         if emb.shape[0] != audio_embedding.shape[0]:
             emb = jnp.broadcast_to(emb, (audio_embedding.shape[0],) + emb.shape[1:])
-        z = jnp.concatenate([audio_embedding, emb], axis=-1)
-        logits = self.image_decoder(z, identity)
+        return self.image_decoder(jnp.concatenate([audio_embedding, emb], axis=-1), identity)
+
+    def decode_with_flow(self, audio_embedding, identity: IdentityFeatures):
+        """(frames [B, S, S, 3], flow [B, S, S, 2] in pixels (dy, dx) or None without model.warp)."""
+        logits = self._decoder_output(audio_embedding, identity)
+        if self.interior:
+            painted, mask, flow, warped = self._interior_parts(logits, identity)
+            return warped + mask * (painted - warped), flow
         flow = None
         if self.warp > 0:
             logits, flow = logits[..., :3], logits[..., 3:]
@@ -174,6 +192,28 @@ class Speech2Vid(nn.Module):
                 logits = logits * mask.astype(logits.dtype)
             logits = logits + jnp.log(still) - jnp.log1p(-still)
         return nn.sigmoid(logits), flow
+
+    def interior_mask(self, occlusion):
+        """The occlusion mask in [0, 1], [B, S, S, 1]: sigmoid(logit) inside `interior_region`, 0 beyond it."""
+        box = region_mask(occlusion.shape[1:3], self.interior_region)
+        return nn.sigmoid(occlusion.astype(jnp.float32)) * box
+
+    def _interior_parts(self, out, identity: IdentityFeatures):
+        """The decoder's output [B, S, S, 6] -> (painted, mask, flow, warped still) of an interior model."""
+        logits, flow, occlusion = out[..., :3], out[..., 3:5], out[..., 5:]
+        flow = self.warp * jnp.tanh(flow / self.warp)  # ~identity for small flows, bounded by `warp`
+        if self.residual_region:
+            flow = flow * region_mask(flow.shape[1:3], self.residual_region)
+        still = jnp.broadcast_to(identity["still"], flow.shape[:3] + (3,))
+        warped = jnp.clip(warp_image(still, flow), 1e-3, 1.0 - 1e-3)
+        painted = nn.sigmoid(logits + jnp.log(warped) - jnp.log1p(-warped))
+        return painted, self.interior_mask(occlusion), flow, warped
+
+    def decode_interior(self, audio_embedding, identity: IdentityFeatures):
+        """An interior model's parts for full-resolution compositing: (painted [B, S, S, 3], mask
+        [B, S, S, 1], flow [B, S, S, 2]); the frame is warped + mask * (painted - warped), with
+        warped = warp_image(still, flow)."""
+        return self._interior_parts(self._decoder_output(audio_embedding, identity), identity)[:3]
 
     def generate_from_identity(self, mfcc, identity: IdentityFeatures, train: bool = False):
         """Frames for a batch of MFCC windows given cached identity features."""

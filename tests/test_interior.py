@@ -1,0 +1,87 @@
+"""The mouth interior (model.interior): the warp-only generator plus painted pixels where an
+occlusion mask opens, the mask held inside `interior_region`. Every pixel outside that region is
+the warped still's, exactly, whatever the decoder paints; the new head starts as the warp alone;
+the parts for full-resolution compositing rebuild the frame."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from s2v_jax.config_utils import load_config
+from s2v_jax.models import build_model
+from s2v_jax.models.generator import region_mask
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REGION = (66, 96, 34, 78)
+
+
+def _models(**extra):
+    base = load_config(os.path.join(REPO, "configs", "real_small_warp.py"), ["model.width=0.0625"])
+    inner = load_config(os.path.join(REPO, "configs", "real_small_warp.py"),
+                        ["model.width=0.0625", "model.interior=True", f"model.interior_region={REGION}"]
+                        + [f"{k}={v}" for k, v in extra.items()])
+    return build_model(base), build_model(inner)
+
+
+def _inputs(seed=0, b=3):
+    rng = np.random.default_rng(seed)
+    mfcc = jnp.asarray(rng.normal(size=(b, 12, 35, 1)), jnp.float32)
+    still = jnp.asarray(rng.uniform(0.05, 0.95, size=(b, 112, 112, 3)), jnp.float32)
+    return mfcc, still
+
+
+def _loud(params, rng):
+    """The decoder's image and occlusion heads made loud: a painted interior everywhere it may go."""
+    dec = dict(params["image_decoder"])
+    for name in ("out", "occlusion", "flow"):
+        layer = dict(dec[name])
+        layer["kernel"] = jnp.asarray(rng.normal(scale=0.5, size=layer["kernel"].shape), jnp.float32)
+        layer["bias"] = jnp.full(layer["bias"].shape, 2.0 if name == "occlusion" else 0.5, jnp.float32)
+        dec[name] = layer
+    return {**params, "image_decoder": dec}
+
+
+def test_the_interior_changes_only_pixels_inside_its_region():
+    warp_only, interior = _models()
+    mfcc, still = _inputs()
+    v = interior.init(jax.random.PRNGKey(0), mfcc, still)
+    params = _loud(v["params"], np.random.default_rng(1))
+    variables = {"params": params, "batch_stats": v["batch_stats"]}
+    frames, flow = interior.apply(variables, method=lambda m: m.decode_with_flow(m.encode_audio(mfcc),
+                                                                                  m.encode_identity(still)))
+    # the same network without the occlusion head: the warp-only generator's output
+    base_params = {**params, "image_decoder": {k: w for k, w in params["image_decoder"].items()
+                                               if k != "occlusion"}}
+    plain, plain_flow = warp_only.apply({"params": base_params, "batch_stats": v["batch_stats"]},
+                                        method=lambda m: m.decode_with_flow(m.encode_audio(mfcc),
+                                                                            m.encode_identity(still)))
+    np.testing.assert_allclose(flow, plain_flow, atol=1e-6)
+    outside = np.asarray(region_mask((112, 112), REGION))[..., 0] == 0
+    diff = np.abs(np.asarray(frames) - np.asarray(plain)).max(axis=-1)  # [b, 112, 112]
+    assert diff[:, outside].max() < 1e-6, diff[:, outside].max()
+    assert diff[:, ~outside].max() > 0.05  # and inside it paints
+    # the parts for full-resolution compositing give the same frame
+    painted, mask, flow2 = interior.apply(variables, method=lambda m: m.decode_interior(
+        m.encode_audio(mfcc), m.encode_identity(still)))
+    assert mask.shape == (3, 112, 112, 1) and float(mask[:, outside].max()) == 0.0
+    warped = np.clip(np.asarray(plain), 1e-3, 1 - 1e-3)
+    np.testing.assert_allclose(warped + np.asarray(mask) * (np.asarray(painted) - warped), frames, atol=1e-5)
+
+
+def test_the_interior_head_starts_as_the_warp_alone():
+    warp_only, interior = _models()
+    mfcc, still = _inputs(1)
+    v = interior.init(jax.random.PRNGKey(0), mfcc, still)
+    out = interior.apply(v, mfcc, still)
+    base = {"params": {**v["params"], "image_decoder": {k: w for k, w in v["params"]["image_decoder"].items()
+                                                        if k != "occlusion"}}, "batch_stats": v["batch_stats"]}
+    np.testing.assert_allclose(out, warp_only.apply(base, mfcc, still), atol=2e-3)
+
+
+def test_the_interior_needs_the_warp_and_a_region():
+    cfg = load_config(os.path.join(REPO, "configs", "real_small.py"), ["model.interior=True"])
+    with pytest.raises(ValueError, match="model.interior"):
+        build_model(cfg).init(jax.random.PRNGKey(0), *_inputs(b=1))
