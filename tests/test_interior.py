@@ -33,12 +33,13 @@ def _inputs(seed=0, b=3):
     return mfcc, still
 
 
-def _loud(params, rng):
-    """The decoder's image and occlusion heads made loud: a painted interior everywhere it may go."""
+def _loud(params, rng, heads=("out", "occlusion", "flow"), scale=0.5):
+    """The decoder's image and occlusion (and flow) heads made loud: a painted interior everywhere it may
+    go (scale 0: the same change and mask at every pixel)."""
     dec = dict(params["image_decoder"])
-    for name in ("out", "occlusion", "flow"):
+    for name in heads:
         layer = dict(dec[name])
-        layer["kernel"] = jnp.asarray(rng.normal(scale=0.5, size=layer["kernel"].shape), jnp.float32)
+        layer["kernel"] = jnp.asarray(rng.normal(scale=scale, size=layer["kernel"].shape), jnp.float32)
         layer["bias"] = jnp.full(layer["bias"].shape, 2.0 if name == "occlusion" else 0.5, jnp.float32)
         dec[name] = layer
     return {**params, "image_decoder": dec}
@@ -64,11 +65,13 @@ def test_the_interior_changes_only_pixels_inside_its_region():
     assert diff[:, outside].max() < 1e-6, diff[:, outside].max()
     assert diff[:, ~outside].max() > 0.05  # and inside it paints
     # the parts for full-resolution compositing give the same frame
-    painted, mask, flow2 = interior.apply(variables, method=lambda m: m.decode_interior(
+    change, mask, flow2 = interior.apply(variables, method=lambda m: m.decode_interior(
         m.encode_audio(mfcc), m.encode_identity(still)))
     assert mask.shape == (3, 112, 112, 1) and float(mask[:, outside].max()) == 0.0
+    np.testing.assert_allclose(flow2, flow, atol=1e-6)
     warped = np.clip(np.asarray(plain), 1e-3, 1 - 1e-3)
-    np.testing.assert_allclose(warped + np.asarray(mask) * (np.asarray(painted) - warped), frames, atol=1e-5)
+    painted = 1 / (1 + np.exp(-(np.asarray(change) + np.log(warped) - np.log1p(-warped))))
+    np.testing.assert_allclose(warped + np.asarray(mask) * (painted - warped), frames, atol=1e-5)
 
 
 def test_the_interior_head_starts_as_the_warp_alone():
@@ -85,3 +88,33 @@ def test_the_interior_needs_the_warp_and_a_region():
     cfg = load_config(os.path.join(REPO, "configs", "real_small.py"), ["model.interior=True"])
     with pytest.raises(ValueError, match="model.interior"):
         build_model(cfg).init(jax.random.PRNGKey(0), *_inputs(b=1))
+
+
+def test_full_resolution_compositing_paints_what_the_model_paints():
+    from s2v_jax.faces.compositing import paint_interior, warp_frame
+
+    _, interior = _models()
+    mfcc, _ = _inputs(2, b=1)
+    rng = np.random.default_rng(3)
+    import cv2
+
+    photo = cv2.GaussianBlur(rng.integers(0, 256, (112, 112, 3)).astype(np.uint8), (0, 0), 1.5)
+    still = jnp.asarray(photo[None], jnp.float32) / 255.0
+    v = interior.init(jax.random.PRNGKey(0), mfcc, still)
+    variables = {"params": _loud(v["params"], rng, ("out", "occlusion"), scale=0.0), "batch_stats": v["batch_stats"]}
+    run = lambda m: (m.decode_with_flow(m.encode_audio(mfcc), m.encode_identity(still))[0],  # noqa: E731
+                     m.decode_interior(m.encode_audio(mfcc), m.encode_identity(still)))
+    frame, (change, mask, flow) = interior.apply(variables, method=run)
+    parts = np.concatenate([np.asarray(flow[0]), np.asarray(change[0]), np.asarray(mask[0])], axis=-1)
+    m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # the photo is the crop
+    full = warp_frame(photo, parts, m)
+    want = np.asarray(frame[0]) * 255.0
+    inside = np.asarray(mask[0, ..., 0]) > 0.05
+    assert np.abs(full.astype(np.float32) - want)[inside].mean() < 3.0
+    # the mask alone decides where painting happens: nothing changes where it is 0
+    np.testing.assert_array_equal(paint_interior(photo, parts[..., 2:5], np.zeros((112, 112)), m), photo)
+    big = cv2.resize(photo, (448, 448), interpolation=cv2.INTER_CUBIC)  # a 4x photo: the same painting, larger
+    m4 = np.array([[0.25, 0.0, -0.375], [0.0, 0.25, -0.375]])
+    full4 = warp_frame(big, parts, m4)
+    small = cv2.resize(full4, (112, 112), interpolation=cv2.INTER_AREA)
+    assert np.abs(small.astype(np.float32) - want)[inside].mean() < 3.0

@@ -91,7 +91,11 @@ def warp_frame(image: np.ndarray, flow: np.ndarray, m: np.ndarray, pad: int = 8)
     [H, W, 3] image. flow [S, S, 2] is (dy, dx) in crop pixels (output crop pixel p = crop at p +
     flow[p], as a warp model predicts it); m the image -> crop similarity. Image pixel q takes the
     image at q + A^-1 flow(m q) (A: m's linear part), so nothing is resampled to the crop's
-    resolution and every pixel where the flow is zero is returned exactly."""
+    resolution and every pixel where the flow is zero is returned exactly.
+    An interior model's parts [S, S, 6] (flow, change logits, mask: FrameGenerator.flow_batches) also
+    paint the mouth's interior after the warp (`paint_interior`)."""
+    if flow.shape[-1] == 6:
+        return paint_interior(warp_frame(image, flow[..., :2], m, pad), flow[..., 2:5], flow[..., 5], m, pad)
     moved = np.abs(flow).max(axis=-1) > 1e-3
     out = image.copy()
     if not moved.any():
@@ -113,4 +117,29 @@ def warp_frame(image: np.ndarray, flow: np.ndarray, m: np.ndarray, pad: int = 8)
     still = np.abs(d).max(axis=-1) < 1e-4  # exactly the image where nothing moves
     roi = out[y0:y1, x0:x1]
     out[y0:y1, x0:x1] = np.where(still[..., None], roi, warped)
+    return out
+
+
+def paint_interior(image: np.ndarray, change: np.ndarray, mask: np.ndarray, m: np.ndarray, pad: int = 8) -> np.ndarray:
+    """The mouth's interior painted into a warped frame at its full resolution: a new uint8 [H, W, 3]
+    image, image + a * (sigmoid(c + logit(image)) - image) with the crop-space change logits c [S, S, 3]
+    and mask a [S, S] carried to the image (bilinear); every pixel where the mask is 0 is returned exactly."""
+    out = image.copy()
+    inside = np.asarray(mask) > 1e-4
+    if not inside.any():
+        return out
+    m = np.asarray(m, np.float64)
+    (x0, y0, x1, y1), m_roi = image_region(inside, m, pad, image.shape)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return out
+    to_roi = registration.invert_similarity(m_roi)
+    size = (x1 - x0, y1 - y0)
+    a = cv2.warpAffine(np.asarray(mask, np.float32), to_roi, size, flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)[..., None]
+    c = cv2.warpAffine(np.asarray(change, np.float32), to_roi, size, flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+    w = np.clip(out[y0:y1, x0:x1].astype(np.float32) / 255.0, 1e-3, 1.0 - 1e-3)
+    painted = 1.0 / (1.0 + np.exp(-(c + np.log(w) - np.log1p(-w))))
+    new = np.clip(np.rint((w + a * (painted - w)) * 255.0), 0, 255).astype(np.uint8)
+    out[y0:y1, x0:x1] = np.where(a > 0, new, out[y0:y1, x0:x1])
     return out

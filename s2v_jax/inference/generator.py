@@ -141,6 +141,9 @@ class FrameGenerator:
 
     def _flow_decode_impl(self, variables, windows, identity):
         audio = self.model.apply(variables, windows[..., None], method=Speech2Vid.encode_audio)
+        if bool(self.config.model.get("interior", False)):  # flow, change logits, mask: [B, S, S, 6]
+            change, mask, flow = self.model.apply(variables, audio, identity, method=Speech2Vid.decode_interior)
+            return jnp.concatenate([flow, change, mask], axis=-1)
         return self.model.apply(variables, audio, identity, method=Speech2Vid.decode_with_flow)[1]
 
     def _need_flow(self):
@@ -150,7 +153,8 @@ class FrameGenerator:
 
     def flow_batches(self, windows: np.ndarray, identity) -> Iterator[np.ndarray]:
         """The warp's flow for MFCC windows [F, 12, 35] and one cached identity (`encode_identity`):
-        float32 chunks [<=batch_size, 112, 112, 2], (dy, dx) in crop pixels (see `flows`)."""
+        float32 chunks [<=batch_size, 112, 112, 2], (dy, dx) in crop pixels (see `flows`); an interior
+        model's [.., 6]: the flow, the interior's change logits and its mask (compositing.warp_frame)."""
         self._need_flow()
         windows = np.asarray(windows, np.float32)
         bs = self.batch_size
@@ -176,7 +180,8 @@ class FrameGenerator:
             x = np.tile(_pad_to(st, bs), (1, 1, 1, k)).astype(np.float32) / 255.0
             flows = self._flows(self.variables, jnp.asarray(_pad_to(w, bs)), jnp.asarray(x))
             out.append(np.asarray(flows, np.float32)[:len(w)])
-        return np.concatenate(out) if out else np.zeros((0, 112, 112, 2), np.float32)
+        c = 6 if bool(self.config.model.get("interior", False)) else 2
+        return np.concatenate(out) if out else np.zeros((0, 112, 112, c), np.float32)
 
     def generate_batches(self, windows: np.ndarray, identity, progress: bool = False) -> Iterator[np.ndarray]:
         """Yields uint8 frame chunks [<=batch_size, S, S, 3] for MFCC windows [F, 12, 35].

@@ -210,10 +210,12 @@ class Speech2Vid(nn.Module):
         return painted, self.interior_mask(occlusion), flow, warped
 
     def decode_interior(self, audio_embedding, identity: IdentityFeatures):
-        """An interior model's parts for full-resolution compositing: (painted [B, S, S, 3], mask
-        [B, S, S, 1], flow [B, S, S, 2]); the frame is warped + mask * (painted - warped), with
-        warped = warp_image(still, flow)."""
-        return self._interior_parts(self._decoder_output(audio_embedding, identity), identity)[:3]
+        """An interior model's parts for full-resolution compositing: (change logits [B, S, S, 3], mask
+        [B, S, S, 1], flow [B, S, S, 2]); with warped = warp_image(still, flow) at any resolution, the frame
+        is warped + mask * (sigmoid(change + logit(warped)) - warped) (compositing.warp_frame)."""
+        out = self._decoder_output(audio_embedding, identity)
+        _, mask, flow, _ = self._interior_parts(out, identity)
+        return out[..., :3].astype(jnp.float32), mask, flow
 
     def generate_from_identity(self, mfcc, identity: IdentityFeatures, train: bool = False):
         """Frames for a batch of MFCC windows given cached identity features."""
