@@ -135,9 +135,9 @@ class GeneratorTask(ImageTask):
             loss = jnp.where(state.step < self.mse_warmup_steps, mse_loss(pred, target), loss)
         metrics = {}
         if self.mouth_weight > 0:
-            mouth = l1_loss(mouth(pred), mouth(target))
-            metrics["mouth_l1"] = mouth
-            loss = loss + self.mouth_weight * mouth
+            mouth_l1 = l1_loss(mouth(pred), mouth(target))
+            metrics["mouth_l1"] = mouth_l1
+            loss = loss + self.mouth_weight * mouth_l1
         if self.sync_weight > 0:
             d_pos, d_neg = self.judge.distances(pred, batch["sync_audio"], batch["sync_audio_shifted"],
                                                 self.sync_blur_sigma)
