@@ -34,6 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
     d.manual_dir = ""               # folder of source videos for registered_faces builds ('' = none given)
     d.frame_stride = 5              # every k-th frame of a track is a sample (paper: 5)
     d.min_identity_distance = 25    # identity frames at least this many frames from the target (1 s)
+    d.identity_closed = 0           # not in the paper: > 1 = the identity still is the most closed mouth of this many drawn frames
     d.exclude = ""                  # comma-separated patterns on track source paths never sampled (e.g. 'grid_s1/sw*')
     d.repeat = ""                   # training only: 'pattern:factor,...', a matching track's samples appear factor times
     d.augment = True                # random brightness/contrast/flip jitter on training samples

@@ -118,3 +118,25 @@ def test_full_resolution_compositing_paints_what_the_model_paints():
     full4 = warp_frame(big, parts, m4)
     small = cv2.resize(full4, (112, 112), interpolation=cv2.INTER_AREA)
     assert np.abs(small.astype(np.float32) - want)[inside].mean() < 3.0
+
+
+def test_identity_closed_draws_the_most_closed_mouth():
+    from s2v_jax.data import input_pipeline
+    from s2v_jax.faces import mouth_opening
+
+    from test_lip_warp import _config, _tracks
+
+    tracks = _tracks(1, 60, seed=4)
+    opening = mouth_opening(tracks[0]["landmarks"])
+    cfg = _config(**{"data.identity_closed": 8})
+    source = input_pipeline.ArrayTrackSamples(tracks, stride=5, min_distance=12)
+    closed = input_pipeline._make_sample(cfg, augment=False, debug=True)
+    plain = input_pipeline._make_sample(_config(), augment=False, debug=True)
+    picked, drawn = [], []
+    for i in range(len(source)):
+        picked.append(opening[int(closed.random_map(source[i], np.random.default_rng(i))["identity_frames"][0])])
+        drawn.append(opening[int(plain.random_map(source[i], np.random.default_rng(i))["identity_frames"][0])])
+    assert np.mean(picked) < np.mean(drawn) - 0.5 * np.std(opening), (np.mean(picked), np.mean(drawn))
+    # the most closed of the drawn frames, never one within min_distance of the target
+    out = closed.random_map(source[3], np.random.default_rng(0))
+    assert abs(int(out["identity_frames"][0]) - int(out["target_frame"])) >= 12

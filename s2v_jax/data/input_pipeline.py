@@ -200,11 +200,14 @@ class MakeSample(grain.RandomMapTransform):
     also the 40 lip landmarks (x, y in crop pixels, faces.LIPS: LMD's points) of the
     first identity frame ('identity_lips' [40, 2]) and of the targets
     ('target_lips' [w, 40, 2] or [40, 2]) and the targets' inter-ocular
-    distances ('target_iod' [w] or []), mirrored with the images."""
+    distances ('target_iod' [w] or []), mirrored with the images. With `closed` c > 1
+    (data.identity_closed) the first identity frame is the most closed mouth of c drawn frames
+    (the tracks' landmarks): a model that must open a closed photo's mouth."""
 
     def __init__(self, num_identity: int, min_distance: int, augment: bool, debug: bool = False,
-                 window: int = 1, sync_negatives: int = 0, landmarks: bool = False):
+                 window: int = 1, sync_negatives: int = 0, landmarks: bool = False, closed: int = 0):
         self.num_identity, self.min_distance = num_identity, min_distance
+        self.closed = int(closed)
         self.augment, self.debug = augment, debug
         self.window, self.sync_negatives = int(window), int(sync_negatives)
         self.landmarks = bool(landmarks)
@@ -213,6 +216,11 @@ class MakeSample(grain.RandomMapTransform):
         ex, t = element["example"], element["frame"]
         n = int(ex["num_frames"])
         ids = identity_frames(rng, n, t, self.num_identity, self.min_distance)
+        if self.closed > 1 and "landmarks" in ex:
+            from s2v_jax.data.near_still import closest_to_closed
+
+            drawn = identity_frames(rng, n, t, self.closed, self.min_distance)
+            ids = np.concatenate([[closest_to_closed(np.asarray(ex["landmarks"], np.float32), drawn)], ids[1:]])
         identity = np.concatenate([_decode(ex["frames"][j]) for j in ids], axis=-1)
         mfcc = ex["mfcc"]
         if self.window > 1:
@@ -365,7 +373,8 @@ def _make_sample(config, augment: bool, debug: bool) -> "MakeSample":
     return MakeSample(int(config.model.get("num_identity_images", 1)), int(config.data.min_identity_distance), augment, debug,
                       window=int(config.data.get("window_frames", 1)),
                       sync_negatives=int(config.data.get("sync_negatives", 0)),
-                      landmarks=float(config.train.get("lip_weight", 0.0)) > 0)
+                      landmarks=float(config.train.get("lip_weight", 0.0)) > 0,
+                      closed=int(config.data.get("identity_closed", 0)))
 
 
 def create_train_loader(config, *, process_index: int = 0, process_count: int = 1, debug: bool = False) -> Loader:

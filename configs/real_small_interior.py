@@ -1,0 +1,43 @@
+"""The generator whose mouths open: the shipped warp-only generator
+(configs/real_small_warp.py, `train.init_from='shipped'`) plus the mouth's
+interior painted where the speech opens it (`model.interior`).
+
+Why: a warp moves the photo's own pixels, so a closed-mouth photo never shows
+teeth or a dark cavity; on 28 held-out videos driven from their most closed
+frame, the shipped model's mouth stayed shut on 24 (issue #31). Peers that
+paint the lower face (Wav2Lip, MuseTalk, LatentSync) open it, at the cost of
+the person's own detail. Here only the interior is painted: an occlusion mask,
+held inside `model.interior_region` (the inner-lip area of the registered crop,
+with a margin: where the corpus's inner lips lie), blends in pixels that start as
+the warped photo's own colours (a change to them, so no foreign colour can start
+there), and every pixel outside the region stays the warped photo's exactly.
+
+- Identity: the still is drawn with its mouth as closed as can be found
+  (`data.identity_closed`: the most closed of 4 drawn frames), the hardest
+  case and the commonest photo: the model must learn to open it.
+- Losses as the warp stage, plus the mouth-box L1 (the painted pixels learn
+  the real interior) and the training judge's loss (configs/syncnet_loss.py,
+  hardened against near-still mouths: it scores a mouth that does not open low).
+
+    python run_train.py --config configs/real_small_interior.py --workdir workdirs/interior
+"""
+
+from configs import real_small_warp
+
+
+def get_config():
+    config = real_small_warp.get_config()
+    m, d, t = config.model, config.data, config.train
+    m.interior = True
+    m.interior_region = (64, 100, 30, 82)  # rows, columns of the 112 crop the mask may cover (inner lips + margin)
+    d.identity_closed = 4              # the identity still: the most closed mouth of this many drawn frames
+    t.init_from = "shipped"            # the shipped warp-only generator
+    t.mouth_weight = 4.0
+    t.lip_weight = 5.0
+    t.sync_weight = 0.03
+    t.sync_expert = ""                 # '' = the training judge shipped in the package (assets/sync_loss)
+    t.num_steps = 3000
+    t.learning_rate = 5e-4
+    t.warmup_steps = 100
+    t.best_metric = "mouth_l1"
+    return config
