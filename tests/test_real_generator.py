@@ -289,16 +289,25 @@ def test_pip_install_in_a_fresh_venv_carries_both_shipped_models(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     wheel = next(wheels.glob("*.whl"))
+    import sysconfig
+
     venv = tmp_path / "venv"
-    # the dependencies (jax, mediapipe, ...) come from this interpreter's site-packages; s2v_jax from the wheel
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
+    # The dependencies (jax, mediapipe, ...) come from the running interpreter's own site-packages, named
+    # in a .pth file: `--system-site-packages` would reach the base Python's, not a virtualenv's that runs
+    # the tests (the README's command in a venv). s2v_jax comes from the wheel, found first.
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     py = str(venv / "bin" / "python")
+    site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    ours = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    with open(os.path.join(site, "running_interpreter.pth"), "w") as f:
+        f.write("\n".join(sorted(ours)) + "\n")
     proc = subprocess.run([py, "-m", "pip", "install", "--no-deps", "-q", str(wheel)], capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     code = ("import s2v_jax, json; from s2v_jax.inference.generator import FrameGenerator; "
             "from s2v_jax.evaluation.sync_expert import SyncExpert; g = FrameGenerator.from_checkpoint(None); "
-            "SyncExpert.default(); print(json.dumps({'file': s2v_jax.__file__, 'size': g.output_size}))")
+            "SyncExpert.default(); from s2v_jax.train.judge import Judge; Judge.load(''); print(json.dumps({'file': s2v_jax.__file__, 'size': g.output_size}))")
     proc = subprocess.run([py, "-c", code], capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
