@@ -278,14 +278,19 @@ def test_sigterm_mid_run_leaves_no_partial_output_and_no_temporary_audio(ckpts, 
     assert os.listdir(tmp_dir) == [], os.listdir(tmp_dir)
 
 
-def test_a_damaged_checkpoint_is_one_line_at_inference(ckpts, media, tmp_path):
+@pytest.mark.parametrize("damage", ["half_of_every_data_file", "largest_file_to_100_bytes"])
+def test_a_damaged_checkpoint_is_one_line_at_inference(ckpts, media, tmp_path, damage):
     """A truncated file inside the checkpoint `generate` loads: one line naming the step and what to
-    do, exit 2, no traceback (it used to print 440-870 lines of tensorstore and asyncio errors)."""
+    do, exit 2, no traceback (it used to print 440-870 lines of tensorstore and asyncio errors).
+    Two ways a copy goes wrong: every data file cut to half, or the largest file of each step cut to
+    100 bytes (a half-copied checkpoint: Orbax 0.12 wraps that error, its cause the reader's)."""
     import shutil
     import subprocess
     import sys
 
-    from test_syncnet import damage_step
+    from test_syncnet import DAMAGES
+
+    damage_step = DAMAGES[damage]
 
     workdir = tmp_path / "gen"
     shutil.copytree(ckpts["gen"], workdir)
@@ -365,3 +370,30 @@ def test_a_large_photo_is_downscaled_to_max_size_and_says_so(ckpts, media, tmp_p
     assert "downscaled to 400x400" in captured.err, captured.err
     info = video.probe(str(tmp_path / "out.mp4"))
     assert max(info.width, info.height) <= 400
+
+
+def test_damage_is_read_from_the_whole_exception_chain_and_the_files(tmp_path):
+    from s2v_jax.train.checkpointing import damage_cause, damaged_files, is_damage
+
+    storage = ValueError('OUT_OF_RANGE: Error reading "params.x/0.0" in OCDBT database: Requested byte range '
+                         '[7, 9) is not valid for value of size 100')
+    try:
+        try:
+            raise storage
+        except ValueError as inner:
+            raise Exception("Encountered error while reading array index: (slice(0, 3, 1),)") from inner
+    except Exception as wrapped:  # noqa: BLE001 - Orbax 0.12's form
+        assert is_damage(wrapped) and damage_cause(wrapped).startswith("OUT_OF_RANGE")
+    assert not is_damage(ValueError("User-provided restore item and on-disk value metadata tree structures "
+                                    "do not match"))
+    step = tmp_path / "7"
+    (step / "state").mkdir(parents=True)
+    (step / "state" / "_METADATA").write_text('{"tree": {}}')
+    mismatch = ValueError("shapes differ")
+    assert damaged_files(str(step)) is None and not is_damage(mismatch, str(step))
+    (step / "state" / "_METADATA").write_text('{"tree": {')  # cut short
+    assert "not readable JSON" in damaged_files(str(step)) and is_damage(mismatch, str(step))
+    (step / "state" / "_METADATA").write_text('{}')
+    (step / "state" / "d").mkdir()
+    (step / "state" / "d" / "abc").write_bytes(b"")
+    assert "is empty" in damaged_files(str(step))

@@ -61,12 +61,50 @@ class DamagedCheckpointError(TrainingError):
     exit_at_once = True
 
 
-def is_damage(error: BaseException) -> bool:
-    """Whether a restore error means unreadable files, not a model/optimizer that does not match."""
-    if isinstance(error, (OSError, EOFError)):
-        return True
-    text = f"{type(error).__name__}: {error}"
-    return any(m in text for m in DAMAGE_MARKERS)
+def error_chain(error: BaseException):
+    """`error` and every exception behind it: its cause, its context, an exception group's members
+    (Orbax versions wrap the storage layer's error differently: 0.11 raised it, 0.12 raises a bare
+    Exception whose cause it is)."""
+    todo, seen = [error], set()
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo.extend([e.__cause__, e.__context__] + list(getattr(e, "exceptions", ()) or ()))
+
+
+def damaged_files(step_dir: Optional[str]) -> Optional[str]:
+    """What is visibly wrong with a step directory's files, or None: an empty file, or a JSON metadata
+    file that does not parse (a truncated or half-copied checkpoint)."""
+    if not step_dir or not os.path.isdir(step_dir):
+        return None
+    for root, _, names in os.walk(step_dir):
+        for name in names:
+            path = os.path.join(root, name)
+            if os.path.getsize(path) == 0:
+                return f"{path} is empty"
+            if name in ("_METADATA", "_CHECKPOINT_METADATA", "_sharding") or name.endswith(".json"):
+                try:
+                    with open(path, "rb") as f:
+                        json.loads(f.read().decode("utf-8"))
+                except (ValueError, UnicodeDecodeError):
+                    return f"{path} is not readable JSON"
+    return None
+
+
+def is_damage(error: BaseException, step_dir: Optional[str] = None) -> bool:
+    """Whether a restore error means unreadable files, not a model/optimizer that does not match: any
+    exception in its chain (`error_chain`) is an I/O error or carries a storage-layer read status
+    (tensorstore's OUT_OF_RANGE, DATA_LOSS, ...), or `step_dir`'s files are visibly damaged."""
+    for e in error_chain(error):
+        if isinstance(e, (OSError, EOFError)):
+            return True
+        text = f"{type(e).__name__}: {e}"
+        if any(m in text for m in DAMAGE_MARKERS):
+            return True
+    return damaged_files(step_dir) is not None
 
 
 _SHUTDOWN_NOISE = ("Event loop is closed", "sys.meta_path is None")
@@ -107,7 +145,10 @@ def damaged(where: str, error: BaseException, advice: str = "") -> DamagedCheckp
 
 
 def damage_cause(error: BaseException) -> str:
-    """The first line of a restore error, cut to 160 characters (tensorstore specs run to pages)."""
+    """The first line of a restore error, cut to 160 characters (tensorstore specs run to pages): of the
+    storage layer's own error where the chain has one (Orbax 0.12 wraps it in a bare Exception)."""
+    marked = [e for e in error_chain(error) if any(m in f"{type(e).__name__}: {e}" for m in DAMAGE_MARKERS)]
+    error = marked[-1] if marked else error
     line = (str(error).strip().splitlines() or [type(error).__name__])[0]
     line = line.split(" [tensorstore_spec=")[0]
     return line if len(line) <= 160 else line[:157] + "..."
@@ -166,7 +207,7 @@ class Checkpointer:
             }))
         except Exception as e:  # noqa: BLE001 - sorted into damaged or mismatched below
             where = f"{self.workdir}/checkpoints/{step}"
-            if is_damage(e):
+            if is_damage(e, where):
                 raise damaged(where, e) from None
             if isinstance(e, (ValueError, KeyError, TypeError)):
                 raise TrainingError(f"checkpoint {where} does not match this config's model and optimizer "
@@ -262,8 +303,8 @@ def _restore_variables(reader, step_dir: str, abstract_state) -> Dict[str, Any]:
         restored = reader.restore(step_dir, args=ocp.args.Composite(**{
             STATE: ocp.args.StandardRestore(abstract_like(abstract_state))}))[STATE]
         return {"params": restored.params, "batch_stats": restored.batch_stats}
-    except (ValueError, KeyError, TypeError) as e:
-        if is_damage(e):
+    except Exception as e:  # noqa: BLE001 - damage goes up; a mismatched optimizer state may be an old layout
+        if is_damage(e, step_dir) or not isinstance(e, (ValueError, KeyError, TypeError)):
             raise
         return _variables_only(reader, step_dir, abstract_state)
 
@@ -324,7 +365,7 @@ def load_checkpoint(path: str, tasks: Optional[Tuple[str, ...]] = None, hint: st
     except TrainingError:
         raise
     except Exception as e:  # noqa: BLE001 - one line instead of pages of tensorstore tracebacks
-        if not is_damage(e):
+        if not is_damage(e, step_dir):
             raise
         raise damaged(step_dir, e, _other_steps_hint(step_dir)) from None
     if not variables["batch_stats"]:
