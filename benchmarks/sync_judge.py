@@ -30,6 +30,10 @@ motion shrunk toward its most closed-mouth frame (s2v_jax.data.near_still.shrink
 alpha = the fraction of motion kept; 0 = a frozen photo), scored with the clip's own
 audio: per row, how often real video's LSE-C is above the near-still copy's
 ("real_above_still_A"), and the copies' mean LSE-C.
+With --generator (a generator checkpoint, or 'shipped'): the issue #32 protocol (`s2v evaluate
+--still closed`'s): each clip re-generated from its most closed-mouth frame with its own speech,
+scored with its own audio: "real_above_generated" per row (tracks of --min-frames or more; how far
+those mouths open: `s2v evaluate --still closed`).
 With --speaker-only, where one video has several face tracks only the one
 the judge finds most in sync (highest LSE-C with the real audio) is kept:
 active-speaker detection, what `s2v sync` does by default (a listener's face
@@ -168,6 +172,26 @@ def near_still_copy(name: str, crops, alpha: float):
     return shrink_motion(crops, still, alpha)
 
 
+def closed_still_video(generator, name: str, crops, mfcc):
+    """The generator's video of a clip driven by its own speech from its most closed-mouth frame."""
+    from s2v_jax.data.near_still import closest_to_closed
+    from s2v_jax.data.sync_inputs import resize_crops
+
+    lms = LANDMARKS.get(name, (None, 0, None))[2]
+    still = crops[closest_to_closed(lms, np.arange(len(crops)))]
+    return resize_crops(generator.generate(mfcc, generator.encode_identity(still[None])))
+
+
+def generated_stats(recs):
+    """{'real_above_generated', 'lse_c_generated', 'generated_clips'} of the clips a generator re-made."""
+    gen = [r for r in recs if r.get("generated_lse_c") is not None]
+    if not gen:
+        return {}
+    return {"real_above_generated": round(float(np.mean([(r["lse_c"] or 0) > r["generated_lse_c"] for r in gen])), 3),
+            "lse_c_generated": round(float(np.mean([r["generated_lse_c"] for r in gen])), 3),
+            "generated_clips": len(gen)}
+
+
 def delayed(crops, mfcc, k: int):
     """Frames and audio with the sound k frames late: frame t + k against audio t (k < 0: early)."""
     n = len(crops)
@@ -195,6 +219,8 @@ def main(argv=None):
                         "fitted on the judge's training tracks (under a minute more)")
     p.add_argument("--near-still", default="",
                    help="comma-separated fractions of motion kept (e.g. 0,0.15,0.3): real vs near-still copies")
+    p.add_argument("--generator", default=None,
+                   help="a generator checkpoint or 'shipped': real vs that generator driven from the closed mouth")
     p.add_argument("--out", default=None, help="JSON report path")
     p.add_argument("--manual-dir", default=None,
                    help="the corpus videos (../shared/data/real/corpus): adds the landmark measure's ranking")
@@ -205,6 +231,11 @@ def main(argv=None):
     from s2v_jax.evaluation.sync_expert import SyncExpert
 
     expert = SyncExpert.from_checkpoint(args.checkpoint)
+    generator = None
+    if args.generator:
+        from s2v_jax.inference.generator import FrameGenerator
+
+        generator = FrameGenerator.from_checkpoint(None if args.generator == "shipped" else args.generator)
     shifts = [int(s) for s in args.shifts.split(",")]
     alphas = [float(a) for a in args.near_still.split(",") if a.strip()]
     prefixes = holdout_prefixes(expert.config) if args.holdout_sources is None else \
@@ -233,6 +264,9 @@ def main(argv=None):
             rec["other_audio_lse_c"] = expert.sync_scores(crops, other)["lse_c"]
             for a in alphas:
                 rec[f"still_{a:g}_lse_c"] = expert.sync_scores(near_still_copy(name, crops, a), mfcc)["lse_c"]
+            if generator is not None and n >= args.min_frames:
+                rec["generated_lse_c"] = expert.sync_scores(closed_still_video(generator, name, crops, mfcc),
+                                                            mfcc)["lse_c"]
             clips.append(rec)
     dropped = []
     if args.speaker_only:
@@ -269,6 +303,7 @@ def main(argv=None):
                 row[f"real_above_still_{a:g}"] = round(float(np.mean(
                     [(r["lse_c"] or 0) > (r[f"still_{a:g}_lse_c"] or 0) for r in recs])), 3)
                 row[f"lse_c_still_{a:g}"] = round(float(np.mean([r[f"still_{a:g}_lse_c"] or 0 for r in recs])), 3)
+            row.update(generated_stats(recs))
             key = f"{source} [{'>=' if long_only else '<'}{args.min_frames / 25:g} s]"
             rows[key], by_row[key] = row, recs
     if args.reference:
@@ -295,6 +330,7 @@ def main(argv=None):
             for a in alphas:
                 row[f"real_above_still_{a:g}"] = round(float(np.mean(
                     [(r["lse_c"] or 0) > (r[f"still_{a:g}_lse_c"] or 0) for r in recs])), 3)
+            row.update(generated_stats(recs))
             overall[f"all [{'>=' if long_only else '<'}{args.min_frames / 25:g} s]"] = row
     rows.update(overall)
     report = {"judge": args.checkpoint or "shipped", "shifts": shifts, "near_still": alphas, "min_frames": args.min_frames,
@@ -313,6 +349,8 @@ def main(argv=None):
             json.dump(report, f, indent=1)
     keys = [f"hit_{k:+d}" for k in shifts] + ["real_above_other", "shift_tracked", "lse_c_real", "lse_c_other"]
     keys += [f"{c}_{a:g}" for a in alphas for c in ("real_above_still", "lse_c_still")]
+    if generator is not None:
+        keys += ["real_above_generated", "lse_c_generated"]
     if args.reference:
         keys += ["judge_agrees_reference", "hits_vs_reference"]
     print("| source | clips | s | " + " | ".join(keys) + " |")

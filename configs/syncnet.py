@@ -1,4 +1,4 @@
-"""The sync expert (SyncNet-style, s2v_jax/evaluation/syncnet.py) at a small
+"""The sync expert (SyncNet-style, s2v_jax/models/syncnet.py; scored by s2v_jax/evaluation/sync_expert.py) at a small
 width for CPU, trained on the synthetic corpus; it scores lip sync (LSE-D,
 LSE-C, AV offset) in `s2v evaluate --sync-expert`.
 

@@ -311,3 +311,17 @@ if __name__ == "__main__":
     result = _run_scenario(sys.argv[1])
     with open(os.path.join(sys.argv[1], "report.json"), "w") as f:
         json.dump(result, f, indent=1)
+
+
+def test_config_task_and_model_name_must_agree():
+    from s2v_jax.config_utils import load_config
+    from s2v_jax.errors import ConfigError
+    from s2v_jax.train.tasks import get_task, task_name
+
+    cfg = load_config(os.path.join(REPO, "configs", "tiny.py"), ["model.name=deblur"])
+    with pytest.raises(ConfigError, match="config.task 'generator' trains a 'speech2vid' model"):
+        get_task(cfg)
+    assert task_name(load_config(os.path.join(REPO, "configs", "deblur.py"))) == "deblur"
+    older = load_config(os.path.join(REPO, "configs", "syncnet.py"))
+    del older["task"]  # a config written before config.task: its model names the task
+    assert task_name(older) == "sync"

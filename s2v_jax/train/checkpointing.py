@@ -4,7 +4,7 @@ Layout of a work directory:
 
     workdir/config.json          the run's config (for people and tools)
     workdir/checkpoints/<step>/  periodic checkpoints (the last train.keep_checkpoints kept)
-    workdir/best/<step>/         the checkpoint of lowest validation L1 (one kept)
+    workdir/best/<step>/         the checkpoint best on validation by the task's best_metric (one kept)
 
 Each step directory is an Orbax composite of four items:
 `state` (TrainState: step, params, opt_state, batch_stats; StandardSave),

@@ -17,6 +17,7 @@ from typing import Any, Dict, Tuple
 
 import ml_collections
 import numpy as np
+from flax import traverse_util
 
 from s2v_jax.config_utils import config_from_json_dict, config_to_json_dict
 from s2v_jax.errors import TrainingError
@@ -31,25 +32,13 @@ def is_exported(path: str) -> bool:
 
 
 def _flatten(tree, prefix="") -> Dict[str, np.ndarray]:
-    out = {}
-    for k, v in tree.items():
-        key = f"{prefix}/{k}" if prefix else str(k)
-        if hasattr(v, "items"):
-            out.update(_flatten(v, key))
-        else:
-            out[key] = np.asarray(v)
-    return out
+    """{'a/b/c': array} of a nested dict (under `prefix`): the variables.npz keys."""
+    flat = traverse_util.flatten_dict(dict(tree), sep="/") if tree else {}
+    return {(f"{prefix}/{k}" if prefix else k): np.asarray(v) for k, v in flat.items()}
 
 
 def _unflatten(flat: Dict[str, np.ndarray]) -> Dict[str, Any]:
-    tree: Dict[str, Any] = {}
-    for key, v in flat.items():
-        node = tree
-        *parents, leaf = key.split("/")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = v
-    return tree
+    return traverse_util.unflatten_dict(dict(flat), sep="/")
 
 
 def export_model(config: ml_collections.ConfigDict, variables: Dict[str, Any], out_dir: str,

@@ -61,6 +61,6 @@ def create_optimizer(config: ml_collections.ConfigDict, lr_fn: optax.Schedule) -
     elif name == "adamw":
         parts.append(optax.adamw(lr_fn, weight_decay=wd, mask=kernel_mask))
     else:
-        parts.append(optax.sgd(lr_fn, momentum=float(t.get("momentum", 0.0)) or None,
+        parts.append(optax.sgd(lr_fn, momentum=float(t.momentum) or None,
                                nesterov=bool(t.get("nesterov", False))))
     return optax.chain(*parts)

@@ -20,14 +20,19 @@ from s2v_jax.train.tasks.sync import SyncTask
 
 TASKS = {"generator": GeneratorTask, "deblur": DeblurTask, "sync": SyncTask}
 _BY_MODEL = {"speech2vid": "generator", "deblur": "deblur", "syncnet": "sync"}
+_MODEL_OF = {task: model for model, task in _BY_MODEL.items()}
 
 
 def task_name(config: ml_collections.ConfigDict) -> str:
-    """`config.task`, or the task `model.name` implies (older configs)."""
-    name = config.get("task", None) or _BY_MODEL.get(config.model.get("name", "speech2vid"))
+    """`config.task`, or the task `model.name` implies (older configs); the two must agree."""
+    implied = _BY_MODEL.get(config.model.get("name", "speech2vid"))
+    name = config.get("task", None) or implied
     if name not in TASKS:
         raise ConfigError(f"config.task must be one of {sorted(TASKS)}, not {name!r} "
                           f"(model.name {config.model.get('name')!r})")
+    if implied is not None and implied != name:
+        raise ConfigError(f"config.task {name!r} trains a {_MODEL_OF[name]!r} model, but model.name is "
+                          f"{config.model.get('name')!r}; set model.name={_MODEL_OF[name]!r} (or config.task={implied!r})")
     return name
 
 
