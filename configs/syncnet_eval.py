@@ -26,9 +26,10 @@ def get_config():
     m, d, t = config.model, config.data, config.train
     m.grayscale = False       # RGB: 15 input channels
     d.near_still = 0.5
+    d.num_workers = 1         # one loader process: 2.4 steps/s on the 2-core CPU against 1.6 in-process (the flow)
     d.near_still_motion = 0.3
     d.shuffle_seed = 1
     t.near_still_weight = 1.0
     t.seed = 1
-    t.num_steps = 9000
+    t.num_steps = 8000
     return config
