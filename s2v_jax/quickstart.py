@@ -99,4 +99,11 @@ def format_result(result: Dict[str, Any]) -> str:
     for name, row in rows.items():
         cells = "".join(f"{'-' if row.get(k) is None else format(row[k], '.4g'):>22}" for k in keys)
         lines.append(f"{name:16}{cells}")
+    lines.append("(the table: held-out clips regenerated from each clip's first frame, every frame scored; the "
+                 "first frame is close in time to the frames after it, so the still is a strong baseline there)")
+    val = (result.get("train") or {}).get("last_eval") or {}
+    if val.get("psnr") is not None and val.get("static_psnr") is not None:
+        lines.append(f"training validation (metrics.jsonl): PSNR {val['psnr']:.2f} vs the still's "
+                     f"{val['static_psnr']:.2f} dB, each target frame against a still drawn at least "
+                     "min_identity_distance frames away from it: another measure of the same model")
     return "\n".join(lines)

@@ -15,8 +15,12 @@ def test_format_result_lists_every_row():
     text = format_result(result)
     lines = text.splitlines()
     assert "1.5 min" in lines[0] and "d.mp4" in lines[0]
-    assert [ln.split()[0] for ln in lines[2:]] == ["model", "static_baseline", "real"]
+    assert [ln.split()[0] for ln in lines[2:5]] == ["model", "static_baseline", "real"]
     assert "31.3" in lines[2] and "-" in lines[2].split()  # a missing measure prints as '-'
+    assert "first frame" in lines[5] and len(lines) == 6  # which measure the table is; no validation given
+    result["train"] = {"last_eval": {"psnr": 29.66, "static_psnr": 29.03}}
+    last = format_result(result).splitlines()[-1]
+    assert "training validation" in last and "29.66" in last and "29.03" in last
 
 
 @pytest.mark.slow

@@ -136,3 +136,56 @@ def test_sync_scores_the_speaking_face_not_the_largest(judge, real_data, tmp_pat
     assert speaker["track"]["faces_tracked"] >= 2 and len(speaker["track"]["candidates"]) >= 2
     assert not speaker["track"]["is_largest"] and largest["track"]["is_largest"]
     assert speaker["lse_c"] > largest["lse_c"] and abs(speaker["offset"]) <= 1, (speaker, largest)
+
+
+@pytest.fixture(scope="module")
+def held_out_track(real_data):
+    """A held-out lrs2_b clip's registered crops, MFCC windows and landmarks (the largest face track)."""
+    from s2v_jax.data.preprocess import preprocess_video
+    from s2v_jax.evaluation.evaluate import crop_landmarks
+    from s2v_jax.faces import largest_track, quiet_native_logs
+
+    with quiet_native_logs():
+        pv = preprocess_video(str(real_data / HELD_OUT[0]))
+    track = largest_track(pv.tracks)
+    crops = np.asarray(track.crops)
+    mfcc = np.asarray(pv.mfcc_windows[track.start_frame:track.start_frame + len(crops)], np.float32)
+    return crops, mfcc, crop_landmarks(crops)
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("role", ["evaluation", "training"])
+def test_a_near_still_mouth_scores_below_the_real_one(held_out_track, role):
+    """The real clip's motion shrunk toward its most closed-mouth frame (a tenth of it, and frozen):
+    a mouth that barely moves in time with the speech scores below the real mouth, by both shipped
+    judges (the judges before 2026-12-07 rated such mouths at or above real video)."""
+    from s2v_jax.data.near_still import closest_to_closed, shrink_motion
+    from s2v_jax.evaluation.sync_expert import SyncExpert
+
+    crops, mfcc, lms = held_out_track
+    judge = SyncExpert.default(32) if role == "evaluation" else SyncExpert.from_checkpoint(assets.SYNC_LOSS, 32)
+    still = crops[closest_to_closed(lms, np.arange(len(crops)))]
+    real = judge.sync_scores(crops, mfcc)["lse_c"]
+    for alpha in (0.1, 0.0):
+        near = judge.sync_scores(shrink_motion(crops, still, alpha), mfcc)["lse_c"]
+        assert near < real, (role, alpha, near, real)
+
+
+def test_the_two_judges_are_trained_apart():
+    """The evaluation judge (s2v evaluate, s2v sync) and the training judge (the generator's sync loss)
+    are different networks: another input (RGB vs grey), other weights; the loss loads the training one."""
+    from s2v_jax.train import export
+    from s2v_jax.train.judge import Judge
+
+    eval_config, eval_vars = export.load_exported(assets.SYNC_EXPERT)
+    loss_config, loss_vars = export.load_exported(assets.SYNC_LOSS)
+    assert not bool(eval_config.model.grayscale) and bool(loss_config.model.grayscale)
+    assert int(eval_config.train.seed) != int(loss_config.train.seed)
+    from flax import traverse_util
+
+    judge = Judge.load("")  # the generator's sync loss: the training judge, never the evaluation one
+    used = traverse_util.flatten_dict(judge.variables["params"])
+    for k, v in traverse_util.flatten_dict(loss_vars["params"]).items():
+        np.testing.assert_array_equal(used[k], v)
+    fc7 = lambda vs: vs["params"]["audio_stream"]["fc7"]["kernel"]  # noqa: E731 - the audio embedding layer
+    assert fc7(eval_vars).shape != fc7(loss_vars).shape or not np.allclose(fc7(eval_vars), fc7(loss_vars))

@@ -258,13 +258,12 @@ def resolve_checkpoint_dir(path: str) -> str:
     for directory in candidates:
         if not os.path.isdir(directory):
             continue
-        manager = _manager(directory, None, read_only=True)
-        step = manager.latest_step()
-        manager.close()
-        if step is not None:
-            step_dir = os.path.join(directory, str(step))
-            if _is_step_dir(step_dir):
-                return step_dir
+        # the step directories themselves (no read-only CheckpointManager: its absl warnings on every
+        # load read like problems); Orbax's unfinished '<step>.orbax-checkpoint-tmp-*' and our
+        # '<step>.damaged' are not digits
+        steps = [int(d) for d in os.listdir(directory) if d.isdigit() and _is_step_dir(os.path.join(directory, d))]
+        if steps:
+            return os.path.join(directory, str(max(steps)))
     raise TrainingError(f"no checkpoint found at {path!r}: give a training work directory, its "
                         "checkpoints/ or best/ folder, or one step directory")
 

@@ -40,7 +40,7 @@ class RegisteredFacesConfig(tfds.core.BuilderConfig):
     sync_correct: bool = False    # shift each track's audio by the judge's offset (sync_correct.py)
 
 
-class RegisteredFaces(tfds.core.GeneratorBasedBuilder):
+class RegisteredFaces(common.QuietPrepare, tfds.core.GeneratorBasedBuilder):
     """Registered face tracks + MFCC windows, one example per face track."""
 
     VERSION = tfds.core.Version("1.0.0")

@@ -36,7 +36,7 @@ class SyntheticConfig(tfds.core.BuilderConfig):
     min_frames: int = 30                   # tracks shorter than this are skipped as too short
 
 
-class SyntheticTalkingFaces(tfds.core.GeneratorBasedBuilder):
+class SyntheticTalkingFaces(common.QuietPrepare, tfds.core.GeneratorBasedBuilder):
     """Synthetic talking faces with exact mouth ground truth, by corpus size."""
 
     VERSION = tfds.core.Version("1.1.0")
