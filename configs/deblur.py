@@ -14,6 +14,7 @@ def get_config():
     m.features = 64                 # channels of the hidden conv layers
     m.num_layers = 10               # conv layers (3->64, 8 x 64->64, 64->3)
     m.image_size = 112              # side of the square face crops it is trained on
+    m.num_identity_images = 1       # the samples carry one still (the generator's pipeline), unused by the net
     m.dtype = "float32"             # compute dtype: 'float32' or 'bfloat16'
     config.train.learning_rate = 1e-3  # residual net, mean-L1: a larger rate than the generator's
     config.train.blur_sigma = (0.5, 2.5)  # range of the Gaussian blur sigma (pixels) drawn per image

@@ -22,6 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
     m.bn_momentum = 0.9             # BatchNorm running-average momentum (flax convention: weight of the old value)
     m.bn_epsilon = 1e-5             # BatchNorm variance epsilon
     m.identity_residual = False     # not in the paper: output sigmoid(logit(first still) + decoder), a change to the still
+    m.residual_region = ()          # with identity_residual: (top, bottom, left, right) of the 112 crop it may change; () = all
     m.warp = 0.0                    # not in the paper: with identity_residual, warp the still by a predicted flow of at most this many px first
     m.audio_width = 0.0             # not in the paper: channel multiplier of the audio CNN's conv1-fc6 (0 = width; fc7 keeps width)
     m.warp_only = False             # with warp > 0: the output is the warped still alone (no painted change)
@@ -37,6 +38,8 @@ def get_config() -> ml_collections.ConfigDict:
     d.identity_closed = 0           # not in the paper: > 1 = the identity still is the most closed mouth of this many drawn frames
     d.exclude = ""                  # comma-separated patterns on track source paths never sampled (e.g. 'grid_s1/sw*')
     d.repeat = ""                   # training only: 'pattern:factor,...', a matching track's samples appear factor times
+    d.window_frames = 1             # consecutive target frames per sample (5: the judge's window, for the sync loss)
+    d.sync_negatives = 0            # shifted audios per window for the sync loss and its validation (needs window_frames=5)
     d.augment = True                # random brightness/contrast/flip jitter on training samples
     d.num_workers = 2               # grain worker processes (0 = load in the main process)
     d.shuffle_seed = 0              # seed of the sampling order (resumes exactly with the checkpoint)
@@ -53,6 +56,12 @@ def get_config() -> ml_collections.ConfigDict:
     t.warmup_steps = 0              # linear warm-up steps before the schedule
     t.mse_warmup_steps = 0          # first steps on squared error, then L1 (0 = the paper's L1 throughout)
     t.lip_weight = 0.0              # not in the paper: weight of the lip-warp landmark loss (needs model.warp > 0)
+    t.mouth_weight = 0.0            # not in the paper: + this * L1 of the mouth box (rows 58-99, columns 24-87)
+    t.sync_weight = 0.0             # not in the paper: + this * the training judge's n-way cross-entropy on 5-frame windows
+    t.sync_temperature = 0.1        # the sync loss's softmax temperature (the judge's own)
+    t.sync_blur_sigma = 0.0         # the judge sees the generated frames blurred by this many px (0 = not)
+    t.sync_expert = ""              # the sync loss's judge: '' = the training judge shipped in the package, or an export
+    t.best_metric = "l1"            # validation metric that picks the best checkpoint: 'l1', 'mouth_l1' or 'lip_lmd'
     t.init_from = ""                # start a new run from this model's weights ('shipped', a workdir or an export); '' = random
     t.init_widen = False            # with init_from: a smaller array at the same place fills the new one's leading block
     #                                 (function-preserving widening of hidden layers, e.g. model.audio_width)

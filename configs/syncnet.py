@@ -62,6 +62,8 @@ def get_config() -> ml_collections.ConfigDict:
     t.temperature = 0.1             # 'nway': logits = -distance / temperature
     t.near_still_weight = 0.0       # weight of the near-still terms: such a copy carries no offset, and the
                                     # speech matches the moving mouth better (train/tasks/sync.py)
+    t.init_from = ""                # start from this judge's weights (a workdir or an export); '' = random
+    t.init_widen = False            # with init_from: a smaller array at the same place fills the new one's leading block
     t.parallel = "pmap"             # data parallelism: 'pmap' or 'mesh' (s2v_jax.train.parallel)
     t.seed = 0                      # parameter initialisation seed
     t.log_every = 50                # steps between metric logs (host syncs only here)
@@ -70,5 +72,6 @@ def get_config() -> ml_collections.ConfigDict:
     t.early_stopping_patience = 0   # evaluations without improvement before stopping (0 = never)
     t.keep_checkpoints = 2          # periodic checkpoints kept (the best-on-validation one is kept too)
     t.eval_batches = 8              # validation batches per evaluation
+    t.eval_at_start = False         # validate the starting weights too (step 0)
     t.progress_bar = True           # tqdm progress bar on process 0
     return config

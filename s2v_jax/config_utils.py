@@ -2,6 +2,14 @@
 
 Errors name the file or the field, in one line, so the CLI can print them
 without a traceback.
+
+The schema: every field the code reads is declared, with its comment, in one
+config file per model family (`SCHEMAS`: configs/default.py for the generator,
+configs/deblur.py, configs/syncnet.py for the judges); the code reads fields as
+attributes, never with a hidden default. A config file that lacks a field is
+refused at load, naming it (`missing_fields`). A config stored with a checkpoint
+or an export before a field existed gets the schema's value
+(`with_schema_defaults`), which is the behaviour it was trained with.
 """
 
 import ast
@@ -33,8 +41,68 @@ def load_config(path: str, overrides: Optional[Iterable[str]] = None) -> ml_coll
     if not hasattr(module, "get_config"):
         raise ConfigError(f"config file {path!r} has no get_config() function")
     config = module.get_config()
+    missing = missing_fields(config)
+    if missing:
+        raise ConfigError(f"config file {path!r} lacks fields the code reads: {', '.join(missing[:8])}"
+                          f"{' ...' if len(missing) > 8 else ''}; start it from {schema_file(config)}'s "
+                          "get_config(), which declares every field")
     for item in overrides or ():
         apply_override(config, item, source=path)
+    return config
+
+
+SCHEMAS = {"speech2vid": "default", "deblur": "deblur", "syncnet": "syncnet"}  # model.name -> configs/<file>.py
+
+
+def _schema_name(config: ml_collections.ConfigDict) -> str:
+    name = config.model.name if "model" in config and "name" in config.model else "speech2vid"
+    if name not in SCHEMAS:
+        raise ConfigError(f"model.name must be one of {sorted(SCHEMAS)}, not {name!r}")
+    return SCHEMAS[name]
+
+
+def schema_file(config: ml_collections.ConfigDict) -> str:
+    return f"configs/{_schema_name(config)}.py"
+
+
+def schema(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The declared config of `config`'s model family (its schema, with the declared values)."""
+    import importlib
+
+    return importlib.import_module(f"configs.{_schema_name(config)}").get_config()
+
+
+def _missing(config, declared, prefix=""):
+    out = []
+    for k, v in declared.items():
+        if k not in config:
+            out.append(prefix + k)
+        elif isinstance(v, ml_collections.ConfigDict) and isinstance(config[k], ml_collections.ConfigDict):
+            out.extend(_missing(config[k], v, f"{prefix}{k}."))
+    return out
+
+
+def missing_fields(config: ml_collections.ConfigDict) -> list:
+    """Dotted names of the schema's fields that `config` lacks."""
+    return _missing(config, schema(config))
+
+
+def stored_config(d: Dict[str, Any]) -> ml_collections.ConfigDict:
+    """A config stored as JSON (a checkpoint's, an export's), completed from the schema."""
+    return with_schema_defaults(config_from_json_dict(d))
+
+
+def with_schema_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A stored config (a checkpoint's, an export's) with every field it lacks set to the schema's value."""
+    def fill(node, declared):
+        for k, v in declared.items():
+            if k not in node:
+                node[k] = v
+            elif isinstance(v, ml_collections.ConfigDict) and isinstance(node[k], ml_collections.ConfigDict):
+                fill(node[k], v)
+
+    config = ml_collections.ConfigDict(config.to_dict())
+    fill(config, schema(config))
     return config
 
 

@@ -70,7 +70,7 @@ def ensure_dataset(config):
     import tfds_builders
 
     name = tfds_builders.parse_name(config.data.dataset)
-    return tfds_builders.build(name, config.data.data_dir, manual_dir=config.data.get("manual_dir") or None)
+    return tfds_builders.build(name, config.data.data_dir, manual_dir=config.data.manual_dir or None)
 
 
 def split_tracks(builder, split: str) -> np.ndarray:
@@ -370,11 +370,11 @@ def build_loader(source, transform, *, batch_size: int, seed: int, workers: int 
 def _make_sample(config, augment: bool, debug: bool) -> "MakeSample":
     # The deblurring net's model config has no identity images: its samples still carry one
     # (unused), so it trains on every registered corpus the generator does.
-    return MakeSample(int(config.model.get("num_identity_images", 1)), int(config.data.min_identity_distance), augment, debug,
-                      window=int(config.data.get("window_frames", 1)),
-                      sync_negatives=int(config.data.get("sync_negatives", 0)),
-                      landmarks=float(config.train.get("lip_weight", 0.0)) > 0,
-                      closed=int(config.data.get("identity_closed", 0)))
+    return MakeSample(int(config.model.num_identity_images), int(config.data.min_identity_distance), augment, debug,
+                      window=int(config.data.window_frames),
+                      sync_negatives=int(config.data.sync_negatives),
+                      landmarks=float(config.train.lip_weight) > 0,
+                      closed=int(config.data.identity_closed))
 
 
 def create_train_loader(config, *, process_index: int = 0, process_count: int = 1, debug: bool = False) -> Loader:

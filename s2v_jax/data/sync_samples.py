@@ -135,13 +135,13 @@ class MakeSyncSample(grain.RandomMapTransform):
     def __init__(self, config: ml_collections.ConfigDict, augment: bool, debug: bool = False):
         self.kw = dict(lower_face_top=int(config.model.lower_face_top), grayscale=bool(config.model.grayscale),
                        min_offset=int(config.data.min_offset), max_offset=int(config.data.max_offset),
-                       augment=augment, num_negatives=int(config.data.get("num_negatives", 1)),
-                       shift_px=int(config.data.get("augment_shift_px", 0)),
-                       jpeg_prob=float(config.data.get("augment_jpeg", 0.0)),
-                       rotate_deg=float(config.data.get("augment_rotate_deg", 0.0)),
-                       scale=float(config.data.get("augment_scale", 0.0)),
-                       near_still=float(config.data.get("near_still", 0.0)),
-                       near_still_motion=float(config.data.get("near_still_motion", 0.3)))
+                       augment=augment, num_negatives=int(config.data.num_negatives),
+                       shift_px=int(config.data.augment_shift_px),
+                       jpeg_prob=float(config.data.augment_jpeg),
+                       rotate_deg=float(config.data.augment_rotate_deg),
+                       scale=float(config.data.augment_scale),
+                       near_still=float(config.data.near_still),
+                       near_still_motion=float(config.data.near_still_motion))
         self.debug = debug
 
     def random_map(self, element: Dict[str, Any], rng: np.random.Generator) -> Dict[str, np.ndarray]:
@@ -194,7 +194,7 @@ def _tfds_source(config, split: str):
             repeats = track_selection.record_repeats(builder, split, factors, sources)
         log.info("%s %s: %d of %d tracks held out (%s), %d repeated (%s)", builder.info.full_name, split,
                  int(held.sum()), len(sources), ",".join(prefixes) or "none",
-                 0 if repeats is None else int((repeats > 1).sum()), config.data.get("repeat", "") or "none")
+                 0 if repeats is None else int((repeats > 1).sum()), config.data.repeat or "none")
     return input_pipeline.TrackSamples(os.fspath(builder.data_dir), builder.info.full_name, split,
                                        int(config.data.frame_stride), 0, num_frames, repeats)
 

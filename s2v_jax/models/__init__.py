@@ -19,7 +19,7 @@ __all__ = ["AudioEncoder", "IdentityEncoder", "TransposedDecoder", "BilinearDeco
 def build_model(config: ml_collections.ConfigDict, axis_name=None):
     """The network a config describes: `model.name` 'speech2vid' (the generator), 'deblur' or 'syncnet'."""
     m = config.model
-    dtype = compute_dtype(m.get("dtype", "float32"))
+    dtype = compute_dtype(m.dtype)
     if m.name == "syncnet":
         return build_syncnet(config, axis_name=axis_name)
     if m.name == "deblur":
@@ -33,16 +33,16 @@ def build_model(config: ml_collections.ConfigDict, axis_name=None):
     bad = [s for s in m.skips if s not in ("A", "B", "C")]
     if bad:
         raise ConfigError(f"model.skips may name only 'A', 'B', 'C', not {bad}")
-    tconv = conv_transpose_class(m.get("conv_transpose", "auto"))
+    tconv = conv_transpose_class(m.conv_transpose)
     return Speech2Vid(decoder=m.decoder, conv_transpose=tconv, skips=tuple(m.skips),
                       num_identity_images=m.num_identity_images,
                       width=m.width, dtype=dtype, bn_momentum=m.bn_momentum, bn_epsilon=m.bn_epsilon,
-                      axis_name=axis_name, identity_residual=bool(m.get("identity_residual", False)),
-                      residual_region=tuple(int(v) for v in (m.get("residual_region", ()) or ())),
-                      warp=float(m.get("warp", 0.0) or 0.0), warp_only=bool(m.get("warp_only", False)),
-                      interior=bool(m.get("interior", False)),
-                      interior_region=tuple(int(v) for v in (m.get("interior_region", ()) or ())),
-                      audio_width=float(m.get("audio_width", 0.0) or 0.0))
+                      axis_name=axis_name, identity_residual=bool(m.identity_residual),
+                      residual_region=tuple(int(v) for v in (m.residual_region or ())),
+                      warp=float(m.warp or 0.0), warp_only=bool(m.warp_only),
+                      interior=bool(m.interior),
+                      interior_region=tuple(int(v) for v in (m.interior_region or ())),
+                      audio_width=float(m.audio_width or 0.0))
 
 
 def input_shapes(config: ml_collections.ConfigDict):

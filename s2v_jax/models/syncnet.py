@@ -128,7 +128,7 @@ def build_syncnet(config: ml_collections.ConfigDict, axis_name: Optional[str] = 
     if not 0 <= int(m.lower_face_top) < CROP - 16:
         raise ConfigError(f"model.lower_face_top must be in [0, {CROP - 16}), not {m.lower_face_top}")
     return SyncNet(width=float(m.width), embed_dim=int(m.embed_dim), normalize=bool(m.normalize),
-                   dtype=compute_dtype(m.get("dtype", "float32")), bn_momentum=float(m.bn_momentum),
+                   dtype=compute_dtype(m.dtype), bn_momentum=float(m.bn_momentum),
                    bn_epsilon=float(m.bn_epsilon), axis_name=axis_name)
 
 

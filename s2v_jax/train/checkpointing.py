@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from s2v_jax.config_utils import config_from_json_dict, config_to_json_dict
+from s2v_jax.config_utils import config_to_json_dict, stored_config
 from s2v_jax.errors import TrainingError
 from s2v_jax.train import export
 from s2v_jax.train.state import abstract_train_state
@@ -272,7 +272,7 @@ def read_config(step_dir: str) -> ml_collections.ConfigDict:
     """The config stored in one checkpoint step directory."""
     reader = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
     raw = reader.restore(step_dir, args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))[CONFIG]
-    return config_from_json_dict(raw)
+    return stored_config(raw)
 
 
 def _matching(variables, abstract_state, message: str) -> Dict[str, Any]:

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 from flax import traverse_util
 
-from s2v_jax.config_utils import config_from_json_dict, config_to_json_dict
+from s2v_jax.config_utils import config_to_json_dict, stored_config
 from s2v_jax.errors import TrainingError
 
 CONFIG_FILE = "config.json"
@@ -81,4 +81,4 @@ def load_exported(path: str) -> Tuple[ml_collections.ConfigDict, Dict[str, Any]]
                             "export it again (s2v export) or reinstall the package") from e
     if meta.get("format") != FORMAT or "config" not in meta:
         raise TrainingError(f"{path}/{CONFIG_FILE} is not an s2v_jax exported model (format {meta.get('format')!r})")
-    return config_from_json_dict(meta["config"]), _unflatten(flat)
+    return stored_config(meta["config"]), _unflatten(flat)

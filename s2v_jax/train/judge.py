@@ -38,7 +38,7 @@ def load_judge(path, option: str = "--sync-expert"):
         raise ConfigError(f"{option} {path} is not an exported sync expert; export a trained one first "
                           "(s2v export --checkpoint W --out DIR), or leave it out for the shipped judge")
     config, variables = export.load_exported(path)
-    if config.get("task") != "sync":
+    if config.task != "sync":
         raise ConfigError(f"{option} {path} holds a {config.get('task')!r} model, not a sync expert")
     variables = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
     shapes = input_shapes(config)

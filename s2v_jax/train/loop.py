@@ -86,7 +86,7 @@ def evaluate(p_eval: Callable, state, batches, dp: parallel.DataParallel) -> Dic
 
 
 def _progress_bar(config, task: Task, start: int, total: int):
-    if jax.process_index() != 0 or not bool(config.train.get("progress_bar", True)):
+    if jax.process_index() != 0 or not bool(config.train.progress_bar):
         return None
     from tqdm import tqdm  # only process 0 draws a bar
     return tqdm(total=total, initial=start, desc=f"train {task.name}", unit="step", dynamic_ncols=True)
@@ -208,10 +208,10 @@ def _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn, i
     latest = ckpt.latest_step()
     if latest is None and initial_variables is not None:
         host_state = state_from_variables(config, model, initial_variables)
-    elif latest is None and t.get("init_from", ""):
+    elif latest is None and t.init_from:
         fresh = create_train_state(config, model, jax.random.PRNGKey(int(t.seed)), task)
         variables = {"params": fresh.params, "batch_stats": fresh.batch_stats}
-        variables = overlay_variables(variables, str(t.init_from), task.name, widen=bool(t.get("init_widen", False)))
+        variables = overlay_variables(variables, str(t.init_from), task.name, widen=bool(t.init_widen))
         host_state = state_from_variables(config, model, variables)
     elif latest is None:
         host_state = create_train_state(config, model, jax.random.PRNGKey(int(t.seed)), task)
@@ -232,7 +232,7 @@ def _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn, i
     eval_batches = None
     writer = MetricWriter(workdir, resume_step=step if latest is not None else None)
     bar = _progress_bar(config, task, step, num_steps)
-    patience = int(t.get("early_stopping_patience", 0))
+    patience = int(t.early_stopping_patience)
     summary = {"task": task.name, "train_loss": None, "train_metrics": None, "steps_per_sec": None}
     pending: List[Any] = []  # device metrics of the steps since the last sync
     first_pending = step + 1
@@ -268,7 +268,7 @@ def _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn, i
         logging.info("this run stopped early before (%d evaluations without improvement); not training",
                      meta["evals_without_improvement"])
     try:
-        if latest is None and bool(t.get("eval_at_start", False)) and eval_every > 0 and not stop:
+        if latest is None and bool(t.eval_at_start) and eval_every > 0 and not stop:
             validate(step)  # the starting weights (a fine-tune's base) compete for best, as step 0
         while step < num_steps and not stop:
             try:

@@ -27,8 +27,8 @@ SCHEDULES = ("constant", "cosine")
 def create_learning_rate_fn(config: ml_collections.ConfigDict) -> optax.Schedule:
     """Linear warm-up from 0 over `train.warmup_steps`, then 'constant' or 'cosine' (to 0 at num_steps)."""
     t = config.train
-    lr, warmup = float(t.learning_rate), int(t.get("warmup_steps", 0))
-    if t.get("schedule", "constant") == "constant":
+    lr, warmup = float(t.learning_rate), int(t.warmup_steps)
+    if t.schedule == "constant":
         if warmup <= 0:
             return optax.constant_schedule(lr)
         return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)],
@@ -47,7 +47,7 @@ def kernel_mask(params):
 def create_optimizer(config: ml_collections.ConfigDict, lr_fn: optax.Schedule) -> optax.GradientTransformation:
     """`train.optimizer` with `train.weight_decay` as the module docstring says, as one optax chain."""
     t = config.train
-    name, wd = t.get("optimizer", "sgd"), float(t.get("weight_decay", 0.0))
+    name, wd = t.optimizer, float(t.weight_decay)
     if name not in OPTIMIZERS:
         raise ConfigError(f"train.optimizer must be one of {OPTIMIZERS} ('sgd' with momentum is the paper's), "
                           f"not {name!r}")
@@ -62,5 +62,5 @@ def create_optimizer(config: ml_collections.ConfigDict, lr_fn: optax.Schedule) -
         parts.append(optax.adamw(lr_fn, weight_decay=wd, mask=kernel_mask))
     else:
         parts.append(optax.sgd(lr_fn, momentum=float(t.momentum) or None,
-                               nesterov=bool(t.get("nesterov", False))))
+                               nesterov=bool(t.nesterov)))
     return optax.chain(*parts)

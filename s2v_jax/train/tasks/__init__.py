@@ -25,8 +25,8 @@ _MODEL_OF = {task: model for model, task in _BY_MODEL.items()}
 
 def task_name(config: ml_collections.ConfigDict) -> str:
     """`config.task`, or the task `model.name` implies (older configs); the two must agree."""
-    implied = _BY_MODEL.get(config.model.get("name", "speech2vid"))
-    name = config.get("task", None) or implied
+    implied = _BY_MODEL.get(config.model.name)
+    name = (config.task if "task" in config else None) or implied  # configs from before config.task: the model's
     if name not in TASKS:
         raise ConfigError(f"config.task must be one of {sorted(TASKS)}, not {name!r} "
                           f"(model.name {config.model.get('name')!r})")

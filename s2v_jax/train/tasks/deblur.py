@@ -39,7 +39,7 @@ class DeblurTask(ImageTask):
 
     @classmethod
     def from_config(cls, config):
-        sigma = tuple(float(s) for s in config.train.get("blur_sigma", DEFAULT_BLUR_SIGMA))
+        sigma = tuple(float(s) for s in config.train.blur_sigma)
         if len(sigma) != 2 or not 0 < sigma[0] <= sigma[1]:
             raise ConfigError(f"train.blur_sigma must be (low, high) with 0 < low <= high, not {sigma!r}")
         return cls(blur_sigma=sigma)

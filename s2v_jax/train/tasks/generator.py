@@ -67,32 +67,32 @@ class GeneratorTask(ImageTask):
     @classmethod
     def from_config(cls, config):
         t, d = config.train, config.data
-        warmup = int(t.get("mse_warmup_steps", 0))
+        warmup = int(t.mse_warmup_steps)
         if warmup < 0:
             raise ConfigError(f"train.mse_warmup_steps must be >= 0 (0 = the paper's L1 throughout), not {warmup}")
-        best = str(t.get("best_metric", "l1"))
+        best = str(t.best_metric)
         if best not in ("l1", "mouth_l1", "lip_lmd"):
             raise ConfigError(f"train.best_metric must be 'l1', 'mouth_l1' or 'lip_lmd' for the generator, not {best!r}")
-        sync_weight = float(t.get("sync_weight", 0.0))
-        window, negatives = int(d.get("window_frames", 1)), int(d.get("sync_negatives", 0))
+        sync_weight = float(t.sync_weight)
+        window, negatives = int(d.window_frames), int(d.sync_negatives)
         judge = None
         if sync_weight > 0 or negatives > 0:
             if window != 5 or negatives < 1:
                 raise ConfigError("the generator's sync loss and sync validation need data.window_frames=5 and "
                                   f"data.sync_negatives >= 1 (have {window} and {negatives})")
-            judge = str(t.get("sync_expert", "") or "")
-        lip_weight = float(t.get("lip_weight", 0.0))
+            judge = str(t.sync_expert or "")
+        lip_weight = float(t.lip_weight)
         if lip_weight < 0:
             raise ConfigError(f"train.lip_weight must be >= 0, not {lip_weight}")
-        if lip_weight > 0 and (float(config.model.get("warp", 0.0) or 0.0) <= 0 or window < 2):
+        if lip_weight > 0 and (float(config.model.warp or 0.0) <= 0 or window < 2):
             raise ConfigError("train.lip_weight (the lip-warp loss) needs model.warp > 0 (a warping generator) and "
                               f"windows of frames (data.window_frames > 1); have model.warp="
                               f"{config.model.get('warp', 0.0)}, data.window_frames={window}")
         if best == "lip_lmd" and lip_weight <= 0:
             raise ConfigError("train.best_metric='lip_lmd' needs the lip landmarks: set train.lip_weight > 0")
-        return cls(mse_warmup_steps=warmup, mouth_weight=float(t.get("mouth_weight", 0.0)), sync_weight=sync_weight,
-                   sync_temperature=float(t.get("sync_temperature", 0.1)), best=best, judge_path=judge,
-                   sync_blur_sigma=float(t.get("sync_blur_sigma", 0.0)), lip_weight=lip_weight)
+        return cls(mse_warmup_steps=warmup, mouth_weight=float(t.mouth_weight), sync_weight=sync_weight,
+                   sync_temperature=float(t.sync_temperature), best=best, judge_path=judge,
+                   sync_blur_sigma=float(t.sync_blur_sigma), lip_weight=lip_weight)
 
     @property
     def judge(self) -> Optional[Judge]:

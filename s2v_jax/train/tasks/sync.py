@@ -51,12 +51,12 @@ class SyncTask(Task):
 
     @classmethod
     def from_config(cls, config):
-        loss_type = str(config.train.get("loss", "contrastive"))
+        loss_type = str(config.train.loss)
         if loss_type not in ("contrastive", "nway"):
             raise ConfigError(f"train.loss must be 'contrastive' or 'nway' for the sync expert, not {loss_type!r}")
-        return cls(margin=float(config.train.get("margin", 1.0)), loss_type=loss_type,
-                   temperature=float(config.train.get("temperature", 0.1)),
-                   near_still_weight=float(config.train.get("near_still_weight", 0.0)))
+        return cls(margin=float(config.train.margin), loss_type=loss_type,
+                   temperature=float(config.train.temperature),
+                   near_still_weight=float(config.train.near_still_weight))
 
     def build_model(self, config, axis_name=None):
         return build_syncnet(config, axis_name=axis_name)
