@@ -288,7 +288,7 @@ def test_a_damaged_checkpoint_is_one_line_at_inference(ckpts, media, tmp_path, d
     import subprocess
     import sys
 
-    from test_syncnet import DAMAGES
+    from fakes import DAMAGES
 
     damage_step = DAMAGES[damage]
 

@@ -124,7 +124,7 @@ def test_identity_closed_draws_the_most_closed_mouth():
     from s2v_jax.data import input_pipeline
     from s2v_jax.faces import mouth_opening
 
-    from test_lip_warp import _config, _tracks
+    from fakes import lip_config as _config, lip_tracks as _tracks
 
     tracks = _tracks(1, 60, seed=4)
     opening = mouth_opening(tracks[0]["landmarks"])

@@ -20,24 +20,9 @@ from s2v_jax.train import state as state_lib
 from s2v_jax.train.loop import overlay_variables
 from s2v_jax.train.tasks import get_task
 from s2v_jax.train.tasks.lips import lip_distances
+from fakes import lip_config, lip_tracks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _config(name="real_small_warp.py", **overrides):
-    return load_config(os.path.join(REPO, "configs", name), [f"{k}={v}" for k, v in overrides.items()])
-
-
-def _tracks(n=2, frames=40, seed=0):
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        lm = rng.uniform(20, 90, size=(frames, 478, 2)).astype(np.float32)
-        lm[:, list(metrics.RIGHT_EYE_CORNERS)] = [[30, 45], [45, 45]]
-        lm[:, list(metrics.LEFT_EYE_CORNERS)] = [[67, 45], [82, 45]]  # IOD 37 px
-        out.append({"frames": rng.integers(0, 256, (frames, 112, 112, 3), dtype=np.uint8),
-                    "mfcc": rng.normal(size=(frames, 12, 35)).astype(np.float32), "landmarks": lm})
-    return out
 
 
 def _batch(cfg, tracks, augment=False):
@@ -62,7 +47,7 @@ def test_warp_moves_content_by_the_flow_and_points_sample_where_landmarks_sit():
 
 
 def test_the_flow_head_starts_at_zero_so_the_warp_model_reproduces_the_first_stage():
-    plain_cfg, warp_cfg = _config("real_small.py"), _config(**{"model.warp_only": False})
+    plain_cfg, warp_cfg = lip_config("real_small.py"), lip_config(**{"model.warp_only": False})
     plain, warped = build_model(plain_cfg), build_model(warp_cfg)
     rng = np.random.default_rng(1)
     mfcc = jnp.asarray(rng.normal(size=(2, 12, 35, 1)), jnp.float32)
@@ -95,8 +80,8 @@ def overlay_like(fresh, source):
 
 
 def test_samples_carry_the_lip_landmarks_mirrored_with_the_images():
-    cfg = _config()
-    tracks = _tracks()
+    cfg = lip_config()
+    tracks = lip_tracks()
     plain = _batch(cfg, tracks)
     lips = list(metrics.MOUTH_POINTS)
     for b in range(4):
@@ -165,18 +150,18 @@ def test_lip_distance_measures_where_the_warp_really_puts_the_still_lips():
 
 @pytest.mark.slow  # ~45 s: compiles of the warp model's loss and gradient
 def test_the_lip_loss_enters_the_loss_and_trains_the_flow_head_and_audio_encoder():
-    cfg = _config(**{"train.sync_weight": 0.0, "data.sync_negatives": 0})
+    cfg = lip_config(**{"train.sync_weight": 0.0, "data.sync_negatives": 0})
     task = get_task(cfg)
     assert task.lip_weight == cfg.train.lip_weight > 0 and task.best_metric == "lip_lmd"
     model = build_model(cfg)
     state = state_lib.create_train_state(cfg, model, jax.random.PRNGKey(0), task)
     state = state.replace(params=jax.tree_util.tree_map(lambda x: x + 0.01, state.params))
-    batch = {k: v for k, v in _batch(cfg, _tracks()).items() if k not in ("record", "target_frame", "identity_frames")}
+    batch = {k: v for k, v in _batch(cfg, lip_tracks()).items() if k not in ("record", "target_frame", "identity_frames")}
     key = jax.random.PRNGKey(0)
     lip_of = lambda p: task.loss(state, p, batch, key=key, axis_name=None)[1][0]["lip_lmd"]  # noqa: E731
     (loss, (m, _)), g = jax.jit(lambda p: (task.loss(state, p, batch, key=key, axis_name=None),
                                            jax.grad(lip_of)(p)))(state.params)  # one compile
-    plain = get_task(_config(**{"train.sync_weight": 0.0, "data.sync_negatives": 0, "train.lip_weight": 0.0,
+    plain = get_task(lip_config(**{"train.sync_weight": 0.0, "data.sync_negatives": 0, "train.lip_weight": 0.0,
                                 "train.best_metric": "mouth_l1"}))
     base = jax.jit(lambda p: plain.loss(state, p, batch, key=key, axis_name=None)[0])(state.params)
     np.testing.assert_allclose(float(loss), float(base) + cfg.train.lip_weight * float(m["lip_lmd"]), rtol=1e-5)
@@ -188,15 +173,15 @@ def test_the_lip_loss_enters_the_loss_and_trains_the_flow_head_and_audio_encoder
 
 def test_lip_loss_config_errors_are_specific():
     with pytest.raises(ConfigError, match="model.warp"):
-        get_task(_config(**{"model.warp": 0.0}))
+        get_task(lip_config(**{"model.warp": 0.0}))
     with pytest.raises(ConfigError, match="lip_lmd"):
-        get_task(_config("real_small.py", **{"train.best_metric": "lip_lmd"}))
+        get_task(lip_config("real_small.py", **{"train.best_metric": "lip_lmd"}))
 
 
 def test_init_from_copies_matching_weights_and_keeps_the_new_ones(tmp_path):
     from s2v_jax.train.export import export_model
 
-    plain_cfg, warp_cfg = _config("real_small.py"), _config()
+    plain_cfg, warp_cfg = lip_config("real_small.py"), lip_config()
     plain_task = get_task(plain_cfg)
     v_plain = jax.device_get(plain_task.init_variables(plain_cfg, build_model(plain_cfg), jax.random.PRNGKey(3)))
     export_model(plain_cfg, v_plain, str(tmp_path / "base"))
@@ -215,7 +200,7 @@ def test_init_from_copies_matching_weights_and_keeps_the_new_ones(tmp_path):
 
 
 def test_warp_only_output_is_the_still_moved_by_the_flow():
-    cfg = _config()
+    cfg = lip_config()
     assert cfg.model.warp_only
     model = build_model(cfg)
     rng = np.random.default_rng(5)
@@ -233,7 +218,7 @@ def test_warp_only_output_is_the_still_moved_by_the_flow():
 def test_a_wider_audio_cnn_initialised_by_widening_computes_what_the_narrow_one_did_then_trains():
     from s2v_jax.train.loop import _widened, overlay_arrays
 
-    narrow_cfg, wide_cfg = _config(), _config(**{"model.audio_width": 0.5})
+    narrow_cfg, wide_cfg = lip_config(), lip_config(**{"model.audio_width": 0.5})
     narrow, wide = build_model(narrow_cfg), build_model(wide_cfg)
     rng = np.random.default_rng(2)
     mfcc = jnp.asarray(rng.normal(size=(3, 12, 35, 1)), jnp.float32)

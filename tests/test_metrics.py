@@ -108,8 +108,14 @@ def test_metric_writer_writes_jsonl_and_tensorboard(tmp_path):
     assert any(name.startswith("events.out.tfevents") for name in events)
 
 
-def test_metric_writer_off_process_writes_nothing(tmp_path):
-    writer = metrics.MetricWriter(str(tmp_path / "w"), enabled=False)
+def test_metric_writer_off_process_writes_nothing(tmp_path, monkeypatch):
+    """The default: process 0 writes, any other process writes nothing (no `enabled` given)."""
+    writer = metrics.MetricWriter(str(tmp_path / "p0"))
+    writer.write_scalars(1, {"train/loss": 1.0})
+    writer.close()
+    assert (tmp_path / "p0" / "metrics.jsonl").is_file()
+    monkeypatch.setattr(metrics.jax, "process_index", lambda: 1)
+    writer = metrics.MetricWriter(str(tmp_path / "w"))
     writer.write_scalars(1, {"train/loss": 1.0})
     writer.close()
     assert not (tmp_path / "w").exists()

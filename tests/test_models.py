@@ -71,10 +71,16 @@ def test_audio_encoder_shapes_and_params():
 
 
 def test_audio_pool_shapes_follow_spec():
-    """pool2 (3x3, stride (1,2), pad top 1) -> 11x17; pool5 (3x3, s2) -> 5x8: seen as conv3 / fc6 inputs."""
-    x = jnp.zeros((1, 12, 35, 1))
-    params = _params(AudioEncoder(), x)
-    assert params["fc6"]["conv"]["kernel"].shape == (5, 8, 256, 512)  # fc6 is valid over the 5x8 pool5 map
+    """pool2 (3x3, stride (1,2), pad top 1) -> 11x17; pool5 (3x3, s2) -> 5x8: seen in the computed maps.
+    conv3-5 keep their input's size ('same'), so their 11x17 outputs are pool2's; fc6, a 5x8 'valid'
+    filter, gives 1x1 only on a 5x8 pool5 map (a 6x8 one would give 2x1), and a 0.35 s window longer
+    or shorter changes every one of these."""
+    shapes = _abstract_intermediates(AudioEncoder(), jnp.zeros((1, 12, 35, 1)))
+    for name in ("conv3", "conv4", "conv5"):
+        assert shapes[name][0].shape[1:3] == (11, 17), (name, shapes[name][0].shape)
+    assert shapes["fc6"][0].shape == (1, 1, 1, 512) and shapes["fc7"][0].shape == (1, 1, 1, 256)
+    longer = _abstract_intermediates(AudioEncoder(), jnp.zeros((1, 12, 39, 1)))
+    assert longer["conv3"][0].shape[1:3] == (11, 19) and longer["fc6"][0].shape[1:3] != (1, 1)
 
 
 @pytest.mark.parametrize("num_images", [1, 5])

@@ -5,7 +5,7 @@ validation metrics averaged over the windows they describe."""
 
 import numpy as np
 
-from test_syncnet import toy_config, toy_tracks
+from fakes import toy_config, toy_tracks
 
 
 def _jaw(still, px):

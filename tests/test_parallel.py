@@ -37,7 +37,7 @@ def _max_abs_diff(a, b) -> float:
 def _compare(config_name: str, overrides) -> dict:
     """Runs NUM_STEPS train steps and one eval step on 1 device, under pmap and on the mesh."""
     import jax
-    from test_train import fake_batch
+    from fakes import fake_batch
 
     from s2v_jax.config_utils import load_config
     from s2v_jax.models import build_model
@@ -97,7 +97,7 @@ def _compare(config_name: str, overrides) -> dict:
 
 def _mesh_train_and_resume(out_dir: str) -> dict:
     """train_and_evaluate on the 8-device mesh: 2 steps, then a resumed call to 3."""
-    from test_train import FakeLoader, fake_eval_batches
+    from fakes import FakeLoader, fake_eval_batches
 
     from s2v_jax.config_utils import load_config
     from s2v_jax.train import train_and_evaluate

@@ -17,7 +17,7 @@ from s2v_jax.errors import DataError  # noqa: E402
 from tfds_builders import common  # noqa: E402
 from tfds_builders.sync_correct import SyncCorrector, SyncPolicy, shift_example  # noqa: E402
 
-from test_tfds_builders import fake_corpus, fake_preprocess  # noqa: E402
+from fakes import fake_corpus, fake_preprocess  # noqa: E402
 
 
 def marked_example(n=60, start=10):

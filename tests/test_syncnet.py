@@ -11,73 +11,11 @@ import os
 import sys
 
 import ckpt_fixture
+from fakes import damage_step, toy_config, toy_tracks, truncate_largest
 import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOY_OVERRIDES = ["model.width=0.0625", "model.embed_dim=32", "train.batch_size=16", "train.num_steps=60",
-                 "train.log_every=5", "train.eval_every=60", "train.checkpoint_every=30", "train.eval_batches=4",
-                 "train.warmup_steps=5", "train.progress_bar=False", "data.augment=False"]
-
-
-def toy_tracks(num_tracks, num_frames, seed):
-    """In-memory tracks whose mouth height and "MFCC" follow one smooth random signal s(t).
-
-    s is drawn at the MFCC rate (100 Hz); frame k shows a dark mouth bar of
-    height 2 + 16 s(4k) px at the lower face, and column j of frame k's window
-    holds s at step 4k + j - 17 on all 12 rows (plus noise), as
-    audio.mfcc_windows centres windows. In sync by construction.
-    """
-    rng = np.random.default_rng(seed)
-    tracks = []
-    for _ in range(num_tracks):
-        steps = 4 * num_frames + 40
-        g = np.exp(-0.5 * (np.arange(-12, 13) / 4.0) ** 2)
-        s = np.convolve(rng.normal(size=steps), g / g.sum(), mode="same")
-        s = (s - s.min()) / (s.max() - s.min() + 1e-9)
-        mfcc = np.zeros((num_frames, 12, 35), np.float32)
-        for k in range(num_frames):
-            c = 4 * k + np.arange(35) - 17
-            ok = (c >= 0) & (c < steps)
-            mfcc[k][:, ok] = np.linspace(0.5, 1.5, 12)[:, None] * s[c[ok]] * 5
-        mfcc += rng.normal(scale=0.2, size=mfcc.shape).astype(np.float32)
-        frames = np.full((num_frames, 112, 112, 3), 150, np.uint8)
-        for k in range(num_frames):
-            h = int(round(2 + 16 * s[4 * k]))
-            frames[k, 80 - h // 2:80 + (h + 1) // 2, 41:71] = 40
-        frames = np.clip(frames + rng.normal(scale=6, size=frames.shape), 0, 255).astype(np.uint8)
-        tracks.append({"frames": frames, "mfcc": mfcc})
-    return tracks
-
-
-def damage_step(step_dir):
-    """Truncates every data file of a checkpoint step to half (a disk-full or killed copy)."""
-    for root, _, files in os.walk(os.path.join(step_dir, "state")):
-        for name in files:
-            path = os.path.join(root, name)
-            if os.path.basename(root) == "d":
-                with open(path, "r+b") as f:
-                    f.truncate(os.path.getsize(path) // 2)
-
-
-def truncate_largest(step_dir, size: int = 100):
-    """Truncates the largest file of a checkpoint step directory to `size` bytes (a half-copied checkpoint)."""
-    files = [os.path.join(r, n) for r, _, names in os.walk(step_dir) for n in names]
-    largest = max(files, key=os.path.getsize)
-    with open(largest, "r+b") as f:
-        f.truncate(size)
-    return largest
-
-
-DAMAGES = {"half_of_every_data_file": damage_step, "largest_file_to_100_bytes": truncate_largest}
-
-
-def toy_config(extra=()):
-    from s2v_jax.config_utils import load_config
-
-    return load_config(os.path.join(REPO, "configs/syncnet.py"), TOY_OVERRIDES + list(extra))
-
-
 # ---------------------------------------------------------------- model and inputs (no compile)
 
 def test_layer_shapes_at_full_width():

@@ -7,7 +7,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -15,51 +14,19 @@ import pytest
 tfds = pytest.importorskip("tensorflow_datasets")
 
 import tfds_builders  # noqa: E402
-from s2v_jax.errors import DataError, MediaError  # noqa: E402
+from s2v_jax.errors import DataError  # noqa: E402
 from tfds_builders import common  # noqa: E402
 from tfds_builders.registered_faces import layouts  # noqa: E402
+from fakes import fake_corpus, fake_preprocess, touch  # noqa: E402
 
 LRS2 = "corpus/lrs2/6046013437125640989"
 
 
 # ------------------------------------------------------------------ fakes
 
-def fake_preprocess(path):
-    """Registration stand-in keyed on the file name: 'corrupt', 'noaudio',
-    'noface' fail as the real one does; others give a 50-frame track whose
-    crops encode the video frame index, and a 10-frame one (too short)."""
-    name = os.path.basename(path)
-    if "corrupt" in name:
-        raise MediaError(f"could not read the header of {path}; the file may be damaged")
-    if "noaudio" in name:
-        raise MediaError(f"{path} has no audio track; training and re-dubbing need the speech")
-    num = 60
-    info = types.SimpleNamespace(path=path, width=160, height=160, fps=29.97, num_frames=num,
-                                 duration=num / 25, has_audio=True)
-    windows = np.broadcast_to(np.arange(num, dtype=np.float32)[:, None, None], (num, 12, 35)).copy()
-    if "noface" in name:
-        return types.SimpleNamespace(tracks=[], mfcc_windows=windows, info=info, no_face_reason="no face found")
-    tracks = []
-    for start, end in [(2, 52), (52, 62)]:  # the second runs past the audio: clipped to 60
-        t = end - start
-        crops = np.zeros((t, 112, 112, 3), np.uint8) + np.arange(start, end, dtype=np.uint8)[:, None, None, None]
-        tracks.append(types.SimpleNamespace(
-            start_frame=start, end_frame=end, crops=crops,
-            landmarks=np.full((t, 478, 2), 56.0, np.float32), transforms=np.zeros((t, 2, 3), np.float32),
-            boxes=np.zeros((t, 4), np.float32)))
-    return types.SimpleNamespace(tracks=tracks, mfcc_windows=windows, info=info)
-
-
 @pytest.fixture
 def fake_registration(monkeypatch):
     monkeypatch.setattr(common, "preprocess_video", fake_preprocess)
-
-
-def touch(root: pathlib.Path, *rels: str) -> pathlib.Path:
-    for rel in rels:
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(b"")
-    return root
 
 
 # ------------------------------------------------------------ layouts/splits
@@ -123,12 +90,6 @@ def test_split_is_a_function_of_the_identity_only():
 
 
 # ---------------------------------------------------------- fake builds
-
-def fake_corpus(root: pathlib.Path) -> pathlib.Path:
-    # spk11 and spk17 hash into validation; the rest into train.
-    return touch(root, "spk1/00001.mp4", "spk1/00002.mp4", "spk2/00001.mp4", "spk2/corrupt.mp4",
-                 "spk11/00001.mp4", "spk11/noaudio.mp4", "spk17/noface.mp4", "loose.mp4")
-
 
 def check_fake_build(builder):
     meta = builder.info.metadata

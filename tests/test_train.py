@@ -12,6 +12,7 @@ import os
 import sys
 
 import ckpt_fixture
+from fakes import FakeLoader, fake_eval_batches
 import numpy as np
 import pytest
 
@@ -21,62 +22,7 @@ TINY_OVERRIDES = ["model.width=0.0625", "train.batch_size=4", "train.learning_ra
                   "train.keep_checkpoints=2", "train.eval_batches=2", "train.progress_bar=False"]
 
 
-# ---------------------------------------------------------------- the fake data
-
-def fake_batch(config, index: int, batch_size: int, nan: bool = False):
-    """Batch `index`: smooth random stills; the target is the still, brightened by the MFCC mean.
-
-    A function of (index) only, so any process or resumed run sees the same data.
-    """
-    rng = np.random.default_rng(1000 + index)
-    k = config.model.get("num_identity_images", 1)
-    # Darker than mid-grey, so even the output bias has something to learn in a few steps.
-    coarse = rng.integers(0, 160, (batch_size, 14, 14, 3 * k)).astype(np.float32)
-    identity = np.repeat(np.repeat(coarse, 8, axis=1), 8, axis=2)
-    mfcc = rng.normal(size=(batch_size, 12, 35, 1)).astype(np.float32)
-    gain = 0.8 + 0.4 / (1 + np.exp(-4 * mfcc.mean(axis=(1, 2, 3))))
-    target = np.clip(identity[..., :3] * gain[:, None, None, None], 0, 255)
-    target = target.astype(np.uint8)
-    if nan:  # a broken batch: NaN speech and a NaN target (float targets pass through to the loss)
-        mfcc[:] = np.nan
-        target = np.full(target.shape, np.nan, np.float32)
-    return {"mfcc": mfcc, "identity": identity.astype(np.uint8), "target": target}
-
-
-class FakeLoader:
-    """Iterator of fake batches with get_state/set_state, as input_pipeline's loader.
-
-    `served` records the batch indices handed out (the data order a test checks).
-    """
-
-    def __init__(self, config, *, process_index=0, process_count=1, nan_at=None, same_batch=False):
-        self.config = config
-        self.same_batch = same_batch  # serve batch 0's data every time (a loss that must fall)
-        self.batch_size = config.train.batch_size // process_count
-        self.index = 0
-        self.nan_at = nan_at
-        self.served = []
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        i = self.index
-        self.index += 1
-        self.served.append(i)
-        return fake_batch(self.config, 0 if self.same_batch else i, self.batch_size, nan=(i == self.nan_at))
-
-    def get_state(self):
-        return {"next_index": self.index}
-
-    def set_state(self, state):
-        self.index = int(state["next_index"])
-
-
-def fake_eval_batches(config, *, num_batches, process_index=0, process_count=1):
-    b = config.train.batch_size // process_count
-    return [fake_batch(config, 10_000 + i, b) for i in range(num_batches)]
-
+# ---------------------------------------------------------------- the fake data: tests/fakes.py
 
 # ---------------------------------------------------------------- the scenario (subprocess)
 

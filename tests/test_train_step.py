@@ -22,7 +22,7 @@ from s2v_jax.train.tasks import get_task
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
-from test_train import fake_batch  # noqa: E402
+from fakes import fake_batch  # noqa: E402
 
 # Fast XLA compilation for these few-step tests (run time matters little here).
 FAST = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
