@@ -45,7 +45,7 @@ def main(argv):
         sys.exit(2)
     try:
         from s2v_jax.train import parallel
-        parallel.initialize_distributed()  # before anything touches a device
+        distributed = parallel.initialize_distributed()  # before anything touches a device
 
         import jax
 
@@ -54,7 +54,14 @@ def main(argv):
         logging.info("JAX %s: process %d of %d, %d local / %d global devices (%s)", jax.__version__,
                      jax.process_index(), jax.process_count(), jax.local_device_count(), jax.device_count(),
                      jax.devices()[0].platform)
+        if jax.process_index() != 0:  # logs and metrics come from process 0; the others speak up only to warn
+            logging.set_verbosity(logging.WARNING)
         summary = train_and_evaluate(config, FLAGS.workdir)
+        if distributed:  # every process done before any leaves: the coordinator (process 0) is needed to the end
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("run_train done")
+            jax.distributed.shutdown()
     except S2VError as e:
         print(f"run_train: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -62,6 +62,10 @@ def initialize_distributed(env: Optional[Mapping[str, str]] = None) -> bool:
     if env.get("JAX_PROCESS_ID"):
         kwargs["process_id"] = int(env["JAX_PROCESS_ID"])
     logging.info("initialising jax.distributed (%s)", launcher)
+    try:  # CPU processes reach each other through gloo (GPU/TPU clients are unaffected by this setting)
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    except (AttributeError, KeyError, ValueError):  # a JAX without the setting: its default
+        pass
     try:
         jax.distributed.initialize(**kwargs)
     except (ValueError, TypeError, RuntimeError) as e:
@@ -72,10 +76,16 @@ def initialize_distributed(env: Optional[Mapping[str, str]] = None) -> bool:
 
 # ---------------------------------------------------------------- pmap helpers
 
+def _local(devices):
+    """This process's devices among `devices`."""
+    return [d for d in devices if d.process_index == jax.process_index()]
+
+
 def replicate(tree, devices=None):
-    """Copies a host pytree to every local device, with a leading device axis (for pmap)."""
-    devices = devices or jax.local_devices()
-    stacked = jax.tree.map(lambda x: np.stack([np.asarray(x)] * len(devices)), tree)
+    """Copies a host pytree to every local device of `devices` (default: all), with a leading device axis
+    (for pmap; in a multi-process job `devices` is the global list, identical on every process)."""
+    devices = devices or jax.devices()
+    stacked = jax.tree.map(lambda x: np.stack([np.asarray(x)] * len(_local(devices))), tree)
     return jax.pmap(lambda x: x, devices=devices)(stacked)
 
 
@@ -155,7 +165,9 @@ class DataParallel:
         self.mode = mode
         self.axis_name = AXIS if mode == "pmap" else None
         if mode == "pmap":
-            self.devices = list(devices) if devices is not None else jax.local_devices()
+            # every device of the job, the same list on every process: pmap's collectives (the gradient
+            # pmean, the validation psum) then span all processes; each process feeds its own devices
+            self.devices = list(devices) if devices is not None else jax.devices()
             self.mesh = None
         else:
             self.mesh = create_mesh(devices)
@@ -163,7 +175,7 @@ class DataParallel:
 
     @property
     def num_local_devices(self) -> int:
-        return len(self.devices) if self.mode == "pmap" else len(self.mesh.local_devices)
+        return len(_local(self.devices)) if self.mode == "pmap" else len(self.mesh.local_devices)
 
     def check_batch_size(self, global_batch: int) -> None:
         """Raises a ConfigError unless the global batch splits evenly over processes and devices."""
@@ -198,7 +210,7 @@ class DataParallel:
     def shard_batch(self, batch):
         """This process's host batch -> the step's batch argument."""
         if self.mode == "pmap":
-            return shard_for_pmap(batch, len(self.devices))
+            return shard_for_pmap(batch, self.num_local_devices)
         return shard_for_mesh(batch, self.mesh)
 
     def fetch(self, tree) -> Any:

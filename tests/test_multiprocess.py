@@ -1,0 +1,113 @@
+"""Multi-process training, as on a pod or a SLURM job: two processes on localhost
+(`JAX_COORDINATOR_ADDRESS`, CPU collectives over gloo, 2 simulated devices each) run
+`run_train.py` on the tiny config and the synthetic tiny corpus, under pmap and on the mesh.
+Each must end with the parameters of one process with 4 devices on the same data; one Orbax
+checkpoint is written (not one per process), metrics come from process 0 only, and after the
+pair is killed mid-run both resume from the checkpoint and end where an uninterrupted run
+ends. Slow: four multi-process runs, about 3 minutes on the 2-core CPU."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAST = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+STEPS = 24
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _argv(data_dir, workdir, parallel, steps=STEPS):
+    return [sys.executable, os.path.join(REPO, "run_train.py"), "--config", os.path.join(REPO, "configs", "tiny.py"),
+            "--workdir", str(workdir), f"--config.data.data_dir={data_dir}",
+            "--config.data.dataset=synthetic_talking_faces/tiny", "--config.data.num_workers=0",
+            f"--config.train.num_steps={steps}", "--config.train.batch_size=8", "--config.train.log_every=4",
+            "--config.train.eval_every=12", "--config.train.checkpoint_every=12", "--config.train.eval_batches=2",
+            "--config.train.keep_checkpoints=5", "--config.train.progress_bar=False",
+            f"--config.train.parallel={parallel}", "--config.train.early_stopping_patience=0"]
+
+
+def _env(devices, **extra):
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {FAST}", **extra)
+    for k in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        if k not in extra:
+            env.pop(k, None)
+    return env
+
+
+def _two_processes(data_dir, workdir, parallel, steps=STEPS, kill_after_s=None):
+    """Both processes of one job; (returncodes, stderr texts). With `kill_after_s`, both are killed then."""
+    port = _port()
+    procs = [subprocess.Popen(_argv(data_dir, workdir, parallel, steps), cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              env=_env(2, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
+                                       JAX_PROCESS_ID=str(i)))
+             for i in range(2)]
+    if kill_after_s is not None:
+        deadline = time.time() + kill_after_s
+        ckpts = os.path.join(workdir, "checkpoints")
+        while time.time() < deadline and not (os.path.isdir(ckpts) and "12" in os.listdir(ckpts)):
+            time.sleep(0.5)
+        time.sleep(1.0)
+        for p in procs:
+            p.kill()
+    outs = [p.communicate(timeout=600) for p in procs]
+    return [p.returncode for p in procs], [o[1] for o in outs]
+
+
+def _params(workdir):
+    from s2v_jax.train.checkpointing import load_checkpoint
+
+    return load_checkpoint(os.path.join(str(workdir), "checkpoints"))[1]
+
+
+def _max_diff(a, b):
+    import jax
+
+    return max(jax.tree.leaves(jax.tree.map(lambda x, y: float(np.max(np.abs(np.asarray(x) - np.asarray(y)))), a, b)))
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    import tfds_builders
+
+    data_dir = str(tmp_path_factory.getbasetemp() / "synthetic_tiny")  # shared with the pipeline tests
+    tfds_builders.build("synthetic_talking_faces/tiny", data_dir)
+    return data_dir
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("parallel", ["pmap", "mesh"])
+def test_two_processes_train_as_one_with_four_devices_and_resume_after_a_kill(tiny_data, tmp_path, parallel):
+    one = tmp_path / "one"
+    proc = subprocess.run(_argv(tiny_data, one, parallel), cwd=REPO, capture_output=True, text=True,
+                          env=_env(4), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = tmp_path / "two"
+    codes, errs = _two_processes(tiny_data, two, parallel)
+    assert codes == [0, 0], errs[0][-3000:] + errs[1][-3000:]
+    assert "process 0 of 2, 2 local / 4 global devices" in errs[0] and "process 1 of 2" in errs[1]
+    assert _max_diff(_params(one), _params(two)) < 1e-5
+    # one checkpoint per step, written together (not one per process), and metrics from process 0 only
+    assert sorted(os.listdir(two / "checkpoints")) == ["12", "24"], os.listdir(two / "checkpoints")
+    rows = [json.loads(line) for line in open(two / "metrics.jsonl")]
+    steps = [r["step"] for r in rows if "train/loss" in r]
+    assert steps == sorted(set(steps)) and steps[-1] == STEPS  # each step once: one writer
+    # killed after the step-12 checkpoint, then started again: both resume and end as the whole run
+    cut = tmp_path / "cut"
+    _two_processes(tiny_data, cut, parallel, kill_after_s=300)
+    assert "12" in os.listdir(cut / "checkpoints")
+    codes, errs = _two_processes(tiny_data, cut, parallel)
+    assert codes == [0, 0], errs[0][-3000:] + errs[1][-3000:]
+    assert _max_diff(_params(two), _params(cut)) < 1e-6
