@@ -173,14 +173,16 @@ def test_a_near_still_mouth_scores_below_the_real_one(held_out_track, role):
 
 def test_the_two_judges_are_trained_apart():
     """The evaluation judge (s2v evaluate, s2v sync) and the training judge (the generator's sync loss)
-    are different networks: another input (RGB vs grey), other weights; the loss loads the training one."""
+    are different networks: another input (grey vs RGB), another seed, other weights; the loss loads the
+    training one, and sees a generated window as that judge's own input does."""
     from s2v_jax.train import export
     from s2v_jax.train.judge import Judge
 
     eval_config, eval_vars = export.load_exported(assets.SYNC_EXPERT)
     loss_config, loss_vars = export.load_exported(assets.SYNC_LOSS)
-    assert not bool(eval_config.model.grayscale) and bool(loss_config.model.grayscale)
-    assert int(eval_config.train.seed) != int(loss_config.train.seed)
+    assert bool(eval_config.model.grayscale) and not bool(loss_config.model.grayscale)  # grey vs colour input
+    assert int(eval_config.train.seed) != int(loss_config.train.seed)  # another initialisation
+    assert float(loss_config.data.near_still) > 0 and float(loss_config.train.near_still_weight) > 0
     from flax import traverse_util
 
     judge = Judge.load("")  # the generator's sync loss: the training judge, never the evaluation one
@@ -189,3 +191,19 @@ def test_the_two_judges_are_trained_apart():
         np.testing.assert_array_equal(used[k], v)
     fc7 = lambda vs: vs["params"]["audio_stream"]["fc7"]["kernel"]  # noqa: E731 - the audio embedding layer
     assert fc7(eval_vars).shape != fc7(loss_vars).shape or not np.allclose(fc7(eval_vars), fc7(loss_vars))
+
+
+def test_the_loss_judge_sees_frames_as_the_scoring_code_stacks_them():
+    """A generator's frames reach the training judge (RGB) and a grey judge as sync_inputs.video_input
+    stacks real crops for scoring: the same channels in the same order."""
+    import jax.numpy as jnp
+
+    from s2v_jax.data.sync_inputs import video_input
+    from s2v_jax.train.judge import to_judge_video
+
+    frames = np.random.default_rng(0).integers(0, 256, (2, 5, 112, 112, 3), dtype=np.uint8)
+    for grey in (True, False):
+        got = np.asarray(to_judge_video(jnp.asarray(frames, jnp.float32) / 255.0, 56, grey))
+        want = np.stack([video_input(f, 56, grey) for f in frames]).astype(np.float32)
+        assert got.shape == want.shape == ((2, 56, 112, 5) if grey else (2, 56, 112, 15))
+        np.testing.assert_allclose(got, want, atol=0.51 if grey else 1e-3)  # grey: video_input rounds

@@ -10,7 +10,7 @@ import os
 
 ASSETS = os.path.dirname(os.path.abspath(__file__))
 # The lip-sync judges, trained apart (s2v_jax.train.judge): no generator trains against the evaluation one.
-SYNC_EXPERT = os.path.join(ASSETS, "sync_expert")  # the evaluation judge: evaluate, sync (configs/syncnet_eval.py)
+SYNC_EXPERT = os.path.join(ASSETS, "sync_expert")  # the evaluation judge: evaluate, sync (configs/syncnet_real.py)
 SYNC_LOSS = os.path.join(ASSETS, "sync_loss")  # the training judge: a generator's sync loss (configs/syncnet_loss.py)
 
 GENERATOR = os.path.join(ASSETS, "generator")  # the default real-face generator (configs/real_small.py)

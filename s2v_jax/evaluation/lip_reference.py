@@ -123,7 +123,8 @@ def fit(tracks: Iterable[Tuple[np.ndarray, np.ndarray]], epochs: int = 6, batch_
     x = (x - mean) / std
     model = OpeningRegressor(tuple(hidden))
     cfg = ml_collections.ConfigDict({"train": {"optimizer": "adam", "learning_rate": float(learning_rate),
-                                               "schedule": "constant", "warmup_steps": 0, "num_steps": 1}})
+                                               "schedule": "constant", "warmup_steps": 0, "num_steps": 1,
+                                               "weight_decay": 0.0, "momentum": 0.9, "nesterov": False}})
     opt = create_optimizer(cfg, create_learning_rate_fn(cfg))  # the project's one optimizer factory
 
     @jax.jit

@@ -55,7 +55,7 @@ class SyncExpert:
             config, variables = load_judge(path)
         else:
             config, variables = load_checkpoint(path, tasks=("sync",),
-                                                hint="give a sync expert (configs/syncnet_eval.py) or omit it")
+                                                hint="give a sync expert (configs/syncnet_real.py) or omit it")
         return cls(config, variables, batch_size)
 
     @classmethod

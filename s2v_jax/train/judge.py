@@ -3,7 +3,7 @@
 Two judges ship in the package, trained apart (model cards in s2v_jax/assets):
 - the training judge (`assets.SYNC_LOSS`, configs/syncnet_loss.py): the generator's
   sync loss (`train.sync_expert` '' = this one);
-- the evaluation judge (`assets.SYNC_EXPERT`, configs/syncnet_eval.py): LSE-D / LSE-C
+- the evaluation judge (`assets.SYNC_EXPERT`, configs/syncnet_real.py): LSE-D / LSE-C
   in `s2v evaluate`, `s2v sync` and the benchmarks. No generator trains against it:
   a measure a model was optimised against stops measuring.
 `load_judge` reads either (an exported model, the format the package ships and
@@ -52,11 +52,15 @@ def load_judge(path, option: str = "--sync-expert"):
     return config, variables
 
 
-def to_judge_video(frames, top: int):
-    """Generated/real frames float [B, 5, S, S, 3] in [0, 1] -> the judge's grey lower face [B, S-top, S, 5]
-    on its uint8 scale (0..255; ITU-R 601 luma as sync_inputs.to_grey, without rounding)."""
-    grey = frames[..., 0] * 0.299 + frames[..., 1] * 0.587 + frames[..., 2] * 0.114
-    return jnp.transpose(grey[:, :, top:, :], (0, 2, 3, 1)) * 255.0
+def to_judge_video(frames, top: int, grayscale: bool = True):
+    """Generated/real frames float [B, 5, S, S, 3] in [0, 1] -> the judge's lower face on its uint8 scale
+    (0..255), as sync_inputs.video_input stacks it: grey [B, S-top, S, 5] (ITU-R 601 luma as
+    sync_inputs.to_grey, without rounding) or RGB [B, S-top, S, 15] (frame-major, channels within)."""
+    if grayscale:
+        grey = frames[..., 0] * 0.299 + frames[..., 1] * 0.587 + frames[..., 2] * 0.114
+        return jnp.transpose(grey[:, :, top:, :], (0, 2, 3, 1)) * 255.0
+    lower = jnp.transpose(frames[:, :, top:], (0, 2, 3, 1, 4))  # [B, S-top, S, 5, 3]
+    return lower.reshape(lower.shape[:3] + (-1,)) * 255.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +71,7 @@ class Judge:
     model: Any
     variables: Any
     lower_face_top: int
+    grayscale: bool = True
 
     @classmethod
     @functools.lru_cache(maxsize=4)
@@ -74,11 +79,11 @@ class Judge:
         """The exported judge at `path` ('' = the training judge shipped in the package, never the
         evaluation one), loaded once per process."""
         config, variables = load_judge(path or assets.SYNC_LOSS, "train.sync_expert")
-        if int(config.model.num_frames) != 5 or not bool(config.model.grayscale):
-            raise ConfigError("the generator's sync loss needs a 5-frame grey sync expert (configs/syncnet_loss.py)")
+        if int(config.model.num_frames) != 5:
+            raise ConfigError("the generator's sync loss needs a 5-frame sync expert (configs/syncnet_real.py)")
         # numpy, not jnp: loaded on first use, maybe while a step is traced, where jnp values would be tracers
         variables = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), variables)
-        return cls(build_syncnet(config), variables, int(config.model.lower_face_top))
+        return cls(build_syncnet(config), variables, int(config.model.lower_face_top), bool(config.model.grayscale))
 
     def distances(self, frames, audio, shifted, blur_sigma: float = 0.0):
         """frames [B, 5, S, S, 3] float, audio [B, 12, 20, 1], shifted [B, K, 12, 20, 1]
@@ -86,7 +91,7 @@ class Judge:
         blur_sigma > 0: the judge sees the frames Gaussian-blurred (pixels), so that a generator
         trained against it gains nothing from pixel-sized patterns, only from the mouth's shape."""
         frames = resize_to(frames.reshape((-1,) + frames.shape[2:]), (112, 112)).reshape(frames.shape[:2] + (112, 112, 3))
-        video = to_judge_video(frames, self.lower_face_top)
+        video = to_judge_video(frames, self.lower_face_top, self.grayscale)
         if blur_sigma > 0:
             video = gaussian_blur(video, jnp.full((video.shape[0],), blur_sigma, jnp.float32), blur_sigma)
         v = self.model.apply(self.variables, video, method=SyncNet.embed_video)
