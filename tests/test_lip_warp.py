@@ -17,7 +17,7 @@ from s2v_jax.evaluation import metrics
 from s2v_jax.models import build_model
 from s2v_jax.models.generator import Speech2Vid, sample_points, warp_image
 from s2v_jax.train import state as state_lib
-from s2v_jax.train.loop import overlay_variables
+from s2v_jax.train.init_from import overlay_variables
 from s2v_jax.train.tasks import get_task
 from s2v_jax.train.tasks.lips import lip_distances
 from fakes import lip_config, lip_tracks
@@ -216,7 +216,7 @@ def test_warp_only_output_is_the_still_moved_by_the_flow():
 
 
 def test_a_wider_audio_cnn_initialised_by_widening_computes_what_the_narrow_one_did_then_trains():
-    from s2v_jax.train.loop import _widened, overlay_arrays
+    from s2v_jax.train.init_from import _widened, overlay_arrays
 
     narrow_cfg, wide_cfg = lip_config(), lip_config(**{"model.audio_width": 0.5})
     narrow, wide = build_model(narrow_cfg), build_model(wide_cfg)

@@ -65,10 +65,12 @@ class Task:
         return " ".join(f"{k} {v:.4g}" for k, v in sorted(val.items()))
 
 
-def apply_model(state, params, inputs: Tuple, *, train: bool):
-    """(outputs, new batch_stats) of `state.apply_fn`; BatchNorm statistics update only when training."""
+def apply_model(state, params, inputs: Tuple, *, train: bool, method=None):
+    """(outputs, new batch_stats) of `state.apply_fn` (or of the model's `method`, e.g.
+    Speech2Vid.generate_windows_with_flow); BatchNorm statistics update only when training."""
     variables = {"params": params, "batch_stats": state.batch_stats}
+    kw = {} if method is None else {"method": method}
     if train:
-        out, updates = state.apply_fn(variables, *inputs, train=True, mutable=["batch_stats"])
+        out, updates = state.apply_fn(variables, *inputs, train=True, mutable=["batch_stats"], **kw)
         return out, updates["batch_stats"]
-    return state.apply_fn(variables, *inputs, train=False), state.batch_stats
+    return state.apply_fn(variables, *inputs, train=False, **kw), state.batch_stats

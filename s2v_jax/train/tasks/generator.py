@@ -107,15 +107,8 @@ class GeneratorTask(ImageTask):
         identity = to_float_image(batch["identity"])
         mfcc = batch["mfcc"].astype(jnp.float32)
         if mfcc.ndim == 5:  # windows of w frames, one identity each
-            variables = {"params": params, "batch_stats": state.batch_stats}
-            method = Speech2Vid.generate_windows_with_flow
-            if train:
-                (pred, flow), updates = state.apply_fn(variables, mfcc, identity, train=True, mutable=["batch_stats"],
-                                                       method=method)
-                stats = updates["batch_stats"]
-            else:
-                (pred, flow), stats = state.apply_fn(variables, mfcc, identity, train=False, method=method), \
-                    state.batch_stats
+            (pred, flow), stats = apply_model(state, params, (mfcc, identity), train=train,
+                                              method=Speech2Vid.generate_windows_with_flow)
             pred = pred.astype(jnp.float32)
             b, w = pred.shape[:2]
             size = pred.shape[2:4]
