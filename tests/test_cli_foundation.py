@@ -45,8 +45,8 @@ def test_v201_output_and_flops(capsys):
 def test_overrides_apply(capsys):
     """The overrides reach the network that is built, not only the echoed config: half the width is
     about a quarter of the parameters and of the FLOPs, and bfloat16 layers compute in bfloat16."""
-    full = _summary(capsys, "--config", "configs/default.py")
-    half = _summary(capsys, "--config", "configs/default.py", "model.width=0.5", "model.dtype=bfloat16")
+    full = _summary(capsys, "--config", "configs/tiny.py", "model.width=0.25")
+    half = _summary(capsys, "--config", "configs/tiny.py", "model.width=0.125", "model.dtype=bfloat16")
     assert 0.2 < half["total_params"] / full["total_params"] < 0.35
     assert 0.2 < half["gflops_per_frame"] / full["gflops_per_frame"] < 0.35
     from s2v_jax.models import build_model
