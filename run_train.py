@@ -36,12 +36,12 @@ def main(argv):
     except (OSError, AttributeError) as e:
         print(f"run_train: error: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(2)
-    from s2v_jax.config_utils import missing_fields, schema_file
+    from s2v_jax.config_utils import require_fields
 
-    missing = missing_fields(config)
-    if missing:  # every field the code reads is declared in the schema; none is read with a hidden default
-        print(f"run_train: error: the config lacks fields the code reads: {', '.join(missing[:8])}; start it "
-              f"from {schema_file(config)}'s get_config()", file=sys.stderr)
+    try:  # every field the code reads is declared in the schema; none is read with a hidden default
+        require_fields(config)
+    except S2VError as e:
+        print(f"run_train: error: {e}", file=sys.stderr)
         sys.exit(2)
     try:
         from s2v_jax.train import parallel

@@ -162,23 +162,25 @@ def video_segments(path: str, segment_s: float):
             for s in range(0, len(crops) - n + 1, n)]
 
 
-def near_still_copy(name: str, crops, alpha: float):
-    """The clip with its motion shrunk to `alpha` toward its most closed-mouth frame (frame 0 where the
-    clip has no landmarks, e.g. --extra-video pieces)."""
-    from s2v_jax.data.near_still import closest_to_closed, shrink_motion
+def closed_still(name: str, crops):
+    """The clip's most closed-mouth frame (frame 0 where the clip has no landmarks, e.g. --extra-video pieces)."""
+    from s2v_jax.data.near_still import closest_to_closed
 
-    lms = LANDMARKS.get(name, (None, 0, None))[2]
-    still = crops[closest_to_closed(lms, np.arange(len(crops)))]
-    return shrink_motion(crops, still, alpha)
+    return crops[closest_to_closed(LANDMARKS.get(name, (None, 0, None))[2], np.arange(len(crops)))]
+
+
+def near_still_copy(name: str, crops, alpha: float):
+    """The clip with its motion shrunk to `alpha` toward its most closed-mouth frame."""
+    from s2v_jax.data.near_still import shrink_motion
+
+    return shrink_motion(crops, closed_still(name, crops), alpha)
 
 
 def closed_still_video(generator, name: str, crops, mfcc):
     """The generator's video of a clip driven by its own speech from its most closed-mouth frame."""
-    from s2v_jax.data.near_still import closest_to_closed
     from s2v_jax.data.sync_inputs import resize_crops
 
-    lms = LANDMARKS.get(name, (None, 0, None))[2]
-    still = crops[closest_to_closed(lms, np.arange(len(crops)))]
+    still = closed_still(name, crops)
     return resize_crops(generator.generate(mfcc, generator.encode_identity(still[None])))
 
 

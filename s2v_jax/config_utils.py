@@ -41,11 +41,7 @@ def load_config(path: str, overrides: Optional[Iterable[str]] = None) -> ml_coll
     if not hasattr(module, "get_config"):
         raise ConfigError(f"config file {path!r} has no get_config() function")
     config = module.get_config()
-    missing = missing_fields(config)
-    if missing:
-        raise ConfigError(f"config file {path!r} lacks fields the code reads: {', '.join(missing[:8])}"
-                          f"{' ...' if len(missing) > 8 else ''}; start it from {schema_file(config)}'s "
-                          "get_config(), which declares every field")
+    require_fields(config, f"config file {path!r}")
     for item in overrides or ():
         apply_override(config, item, source=path)
     return config
@@ -80,6 +76,15 @@ def _missing(config, declared, prefix=""):
         elif isinstance(v, ml_collections.ConfigDict) and isinstance(config[k], ml_collections.ConfigDict):
             out.extend(_missing(config[k], v, f"{prefix}{k}."))
     return out
+
+
+def require_fields(config: ml_collections.ConfigDict, what: str = "the config") -> None:
+    """A ConfigError naming the schema's fields `config` lacks (`what` names the config), if any."""
+    missing = missing_fields(config)
+    if missing:
+        raise ConfigError(f"{what} lacks fields the code reads: {', '.join(missing[:8])}"
+                          f"{' ...' if len(missing) > 8 else ''}; start it from {schema_file(config)}'s "
+                          "get_config(), which declares every field")
 
 
 def missing_fields(config: ml_collections.ConfigDict) -> list:

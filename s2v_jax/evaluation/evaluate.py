@@ -46,6 +46,7 @@ import numpy as np
 
 from s2v_jax import assets, faces
 from s2v_jax.data.input_pipeline import ensure_dataset
+from s2v_jax.data.near_still import closest_to_closed
 from s2v_jax.data.preprocess import preprocess_video
 from s2v_jax.data.sync_inputs import resize_crops
 from s2v_jax.errors import DataError, MediaError, S2VError
@@ -212,8 +213,7 @@ OPENS, SHUT = 0.10, 0.03  # opening range (p90 - p10, eye distances): a mouth th
 
 def closed_mouth_index(real_landmarks: np.ndarray) -> int:
     """The frame whose mouth is the most closed (least inner-lip gap); frame 0 where no face was found."""
-    opening = metrics.mouth_opening(real_landmarks)
-    return int(np.nanargmin(opening)) if np.isfinite(opening).any() else 0
+    return closest_to_closed(real_landmarks, np.arange(len(real_landmarks)))
 
 
 def identity_indices(num_frames: int, count: int, first: int = 0) -> np.ndarray:

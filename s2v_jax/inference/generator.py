@@ -130,6 +130,11 @@ class FrameGenerator:
         return float(m.get("warp", 0.0)) > 0 and bool(m.get("warp_only", False))
 
     @property
+    def paints_interior(self) -> bool:
+        """True for an interior model (model.interior): its flow path also gives the painted mouth."""
+        return bool(self.config.model.interior)
+
+    @property
     def moves_pixels(self) -> bool:
         """True where generate / redub / stream move the person's own pixels at full resolution: a
         warp-only model with no deblurring net (which asks for painted, pasted faces)."""
@@ -141,7 +146,7 @@ class FrameGenerator:
 
     def _flow_decode_impl(self, variables, windows, identity):
         audio = self.model.apply(variables, windows[..., None], method=Speech2Vid.encode_audio)
-        if bool(self.config.model.get("interior", False)):  # flow, change logits, mask: [B, S, S, 6]
+        if self.paints_interior:  # flow, change logits, mask: [B, S, S, 6]
             change, mask, flow = self.model.apply(variables, audio, identity, method=Speech2Vid.decode_interior)
             return jnp.concatenate([flow, change, mask], axis=-1)
         return self.model.apply(variables, audio, identity, method=Speech2Vid.decode_with_flow)[1]
@@ -180,7 +185,7 @@ class FrameGenerator:
             x = np.tile(_pad_to(st, bs), (1, 1, 1, k)).astype(np.float32) / 255.0
             flows = self._flows(self.variables, jnp.asarray(_pad_to(w, bs)), jnp.asarray(x))
             out.append(np.asarray(flows, np.float32)[:len(w)])
-        c = 6 if bool(self.config.model.get("interior", False)) else 2
+        c = 6 if self.paints_interior else 2
         return np.concatenate(out) if out else np.zeros((0, 112, 112, c), np.float32)
 
     def generate_batches(self, windows: np.ndarray, identity, progress: bool = False) -> Iterator[np.ndarray]:

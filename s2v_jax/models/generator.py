@@ -179,11 +179,7 @@ class Speech2Vid(nn.Module):
                 still = jax.image.resize(still, still.shape[:1] + logits.shape[1:3] + (3,), "linear")
             mask = region_mask(logits.shape[1:3], self.residual_region) if self.residual_region else None
             if flow is not None:
-                flow = self.warp * jnp.tanh(flow / self.warp)  # ~identity for small flows, bounded by `warp`
-                if mask is not None:
-                    flow = flow * mask
-                # one still per flow (inference caches the identity for batch 1)
-                still = warp_image(jnp.broadcast_to(still, flow.shape[:3] + still.shape[3:]), flow)
+                flow, still = self._warp_still(flow, still)
             eps = 1e-3
             still = jnp.clip(still, eps, 1.0 - eps)
             if flow is not None and self.warp_only:
@@ -193,6 +189,15 @@ class Speech2Vid(nn.Module):
             logits = logits + jnp.log(still) - jnp.log1p(-still)
         return nn.sigmoid(logits), flow
 
+    def _warp_still(self, raw_flow, still):
+        """(flow, warped still): the decoder's raw flow bounded by `warp` (~identity for small flows) and
+        held inside `residual_region`, and the still (batch B or 1) moved by it."""
+        flow = self.warp * jnp.tanh(raw_flow / self.warp)
+        if self.residual_region:
+            flow = flow * region_mask(flow.shape[1:3], self.residual_region)
+        # one still per flow (inference caches the identity for batch 1)
+        return flow, warp_image(jnp.broadcast_to(still, flow.shape[:3] + still.shape[3:]), flow)
+
     def interior_mask(self, occlusion):
         """The occlusion mask in [0, 1], [B, S, S, 1]: sigmoid(logit) inside `interior_region`, 0 beyond it."""
         box = region_mask(occlusion.shape[1:3], self.interior_region)
@@ -201,11 +206,8 @@ class Speech2Vid(nn.Module):
     def _interior_parts(self, out, identity: IdentityFeatures):
         """The decoder's output [B, S, S, 6] -> (painted, mask, flow, warped still) of an interior model."""
         logits, flow, occlusion = out[..., :3], out[..., 3:5], out[..., 5:]
-        flow = self.warp * jnp.tanh(flow / self.warp)  # ~identity for small flows, bounded by `warp`
-        if self.residual_region:
-            flow = flow * region_mask(flow.shape[1:3], self.residual_region)
-        still = jnp.broadcast_to(identity["still"], flow.shape[:3] + (3,))
-        warped = jnp.clip(warp_image(still, flow), 1e-3, 1.0 - 1e-3)
+        flow, warped = self._warp_still(flow, identity["still"])
+        warped = jnp.clip(warped, 1e-3, 1.0 - 1e-3)
         painted = nn.sigmoid(logits + jnp.log(warped) - jnp.log1p(-warped))
         return painted, self.interior_mask(occlusion), flow, warped
 
