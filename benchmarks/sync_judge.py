@@ -184,14 +184,16 @@ def closed_still_video(generator, name: str, crops, mfcc):
     return resize_crops(generator.generate(mfcc, generator.encode_identity(still[None])))
 
 
-def generated_stats(recs):
-    """{'real_above_generated', 'lse_c_generated', 'generated_clips'} of the clips a generator re-made."""
-    gen = [r for r in recs if r.get("generated_lse_c") is not None]
+def generated_stats(recs, label: str = ""):
+    """{'real_above_generated', 'lse_c_generated', 'generated_clips'} (each + '_' + label for a labelled
+    generator) of the clips a generator re-made."""
+    key, sfx = f"generated{'_' + label if label else ''}_lse_c", "_" + label if label else ""
+    gen = [r for r in recs if r.get(key) is not None]
     if not gen:
         return {}
-    return {"real_above_generated": round(float(np.mean([(r["lse_c"] or 0) > r["generated_lse_c"] for r in gen])), 3),
-            "lse_c_generated": round(float(np.mean([r["generated_lse_c"] for r in gen])), 3),
-            "generated_clips": len(gen)}
+    return {f"real_above_generated{sfx}": round(float(np.mean([(r["lse_c"] or 0) > r[key] for r in gen])), 3),
+            f"lse_c_generated{sfx}": round(float(np.mean([r[key] for r in gen])), 3),
+            f"generated_clips{sfx}": len(gen)}
 
 
 def delayed(crops, mfcc, k: int):
@@ -221,8 +223,10 @@ def main(argv=None):
                         "fitted on the judge's training tracks (under a minute more)")
     p.add_argument("--near-still", default="",
                    help="comma-separated fractions of motion kept (e.g. 0,0.15,0.3): real vs near-still copies")
-    p.add_argument("--generator", default=None,
-                   help="a generator checkpoint or 'shipped': real vs that generator driven from the closed mouth")
+    p.add_argument("--generator", action="append", default=[],
+                   help="a generator checkpoint or 'shipped': real vs that generator driven from the closed mouth "
+                        "(repeat for several: the second and later are labelled by their folder name, or "
+                        "LABEL=PATH)")
     p.add_argument("--out", default=None, help="JSON report path")
     p.add_argument("--manual-dir", default=None,
                    help="the corpus videos (../shared/data/real/corpus): adds the landmark measure's ranking")
@@ -233,11 +237,14 @@ def main(argv=None):
     from s2v_jax.evaluation.sync_expert import SyncExpert
 
     expert = SyncExpert.from_checkpoint(args.checkpoint)
-    generator = None
+    generators = {}  # label ('' for the first) -> FrameGenerator
     if args.generator:
         from s2v_jax.inference.generator import FrameGenerator
 
-        generator = FrameGenerator.from_checkpoint(None if args.generator == "shipped" else args.generator)
+        for i, g in enumerate(args.generator):
+            label, _, path = g.rpartition("=") if "=" in g else ("", "", g)
+            label = "" if i == 0 else (label or os.path.basename(os.path.normpath(path)))
+            generators[label] = FrameGenerator.from_checkpoint(None if path == "shipped" else path)
     shifts = [int(s) for s in args.shifts.split(",")]
     alphas = [float(a) for a in args.near_still.split(",") if a.strip()]
     prefixes = holdout_prefixes(expert.config) if args.holdout_sources is None else \
@@ -266,9 +273,10 @@ def main(argv=None):
             rec["other_audio_lse_c"] = expert.sync_scores(crops, other)["lse_c"]
             for a in alphas:
                 rec[f"still_{a:g}_lse_c"] = expert.sync_scores(near_still_copy(name, crops, a), mfcc)["lse_c"]
-            if generator is not None and n >= args.min_frames:
-                rec["generated_lse_c"] = expert.sync_scores(closed_still_video(generator, name, crops, mfcc),
-                                                            mfcc)["lse_c"]
+            for label, generator in generators.items():
+                if n >= args.min_frames:
+                    rec[f"generated{'_' + label if label else ''}_lse_c"] = expert.sync_scores(
+                        closed_still_video(generator, name, crops, mfcc), mfcc)["lse_c"]
             clips.append(rec)
     dropped = []
     if args.speaker_only:
@@ -305,7 +313,8 @@ def main(argv=None):
                 row[f"real_above_still_{a:g}"] = round(float(np.mean(
                     [(r["lse_c"] or 0) > (r[f"still_{a:g}_lse_c"] or 0) for r in recs])), 3)
                 row[f"lse_c_still_{a:g}"] = round(float(np.mean([r[f"still_{a:g}_lse_c"] or 0 for r in recs])), 3)
-            row.update(generated_stats(recs))
+            for label in generators:
+                row.update(generated_stats(recs, label))
             key = f"{source} [{'>=' if long_only else '<'}{args.min_frames / 25:g} s]"
             rows[key], by_row[key] = row, recs
     if args.reference:
@@ -332,7 +341,8 @@ def main(argv=None):
             for a in alphas:
                 row[f"real_above_still_{a:g}"] = round(float(np.mean(
                     [(r["lse_c"] or 0) > (r[f"still_{a:g}_lse_c"] or 0) for r in recs])), 3)
-            row.update(generated_stats(recs))
+            for label in generators:
+                row.update(generated_stats(recs, label))
             overall[f"all [{'>=' if long_only else '<'}{args.min_frames / 25:g} s]"] = row
     rows.update(overall)
     report = {"judge": args.checkpoint or "shipped", "shifts": shifts, "near_still": alphas, "min_frames": args.min_frames,
@@ -351,8 +361,8 @@ def main(argv=None):
             json.dump(report, f, indent=1)
     keys = [f"hit_{k:+d}" for k in shifts] + ["real_above_other", "shift_tracked", "lse_c_real", "lse_c_other"]
     keys += [f"{c}_{a:g}" for a in alphas for c in ("real_above_still", "lse_c_still")]
-    if generator is not None:
-        keys += ["real_above_generated", "lse_c_generated"]
+    for label in generators:
+        keys += [f"real_above_generated{'_' + label if label else ''}", f"lse_c_generated{'_' + label if label else ''}"]
     if args.reference:
         keys += ["judge_agrees_reference", "hits_vs_reference"]
     print("| source | clips | s | " + " | ".join(keys) + " |")

@@ -189,3 +189,27 @@ def test_landmark_offset_recovers_audio_shift_on_real_clips(real_data, clip):
     assert abs(offsets[0]) <= 2, offsets  # the original clip is in sync
     for k in (3, 6, -3):
         assert abs(offsets[k] - offsets[0] + k) <= 1, (k, offsets)  # advanced by k: the sound is k early
+
+
+def test_mouth_colour_reads_inside_the_lips_and_a_magenta_mouth_differs():
+    import cv2
+
+    from s2v_jax import faces
+
+    lm = np.full((2, 478, 2), np.nan, np.float32)
+    angle = np.linspace(0, 2 * np.pi, len(faces.LIPS_OUTER), endpoint=False)
+    lm[0, list(faces.LIPS_OUTER)] = np.stack([56 + 16 * np.cos(angle), 84 + 8 * np.sin(angle)], axis=1)
+    frames = np.zeros((2, 112, 112, 3), np.uint8)
+    frames[:] = (200, 150, 120)  # skin everywhere
+    inside = np.zeros((112, 112), np.uint8)
+    cv2.fillPoly(inside, [np.round(lm[0, list(faces.LIPS_OUTER)]).astype(np.int32)], 1)
+    frames[0][inside.astype(bool)] = (60, 20, 20)  # a dark red mouth
+    lab = metrics.mouth_colour(frames, lm)
+    assert np.isnan(lab[1]).all()  # no face in frame 1
+    want = cv2.cvtColor(np.array([[[60, 20, 20]]], np.float32) / 255.0, cv2.COLOR_RGB2LAB)[0, 0]
+    np.testing.assert_allclose(lab[0], want, atol=0.5)
+    magenta = frames.copy()
+    magenta[0][inside.astype(bool)] = (160, 30, 150)
+    assert metrics.mouth_colour_difference(lab, lab) == 0.0
+    assert metrics.mouth_colour_difference(metrics.mouth_colour(magenta, lm), lab) > 20
+    assert np.isnan(metrics.mouth_colour_difference(lab[1:], lab))

@@ -134,3 +134,43 @@ def test_validation_divides_a_subset_metric_by_its_own_count():
                {"loss": 2.0, "count": 4.0, "still_conf": 2.0, "still_count": 3.0}]
     out = loop.evaluate(lambda s, b: {k: jnp.asarray(v) for k, v in b.items()}, None, batches, OneDevice())
     assert out == {"loss": 0.75, "still_conf": 0.75}
+
+
+def test_generated_copies_replace_the_shrunk_copy_with_the_same_window(tmp_path):
+    """A directory of generated tracks (what `python -m s2v_jax.data.generated_negatives` writes) gives the
+    sampler the generator's frames of the window's own positions; tracks without one keep the shrunk copy."""
+    import json
+
+    import pytest
+
+    from s2v_jax.data import sync_samples
+    from s2v_jax.data.generated_negatives import GeneratedCopies, choose_records
+    from s2v_jax.data.sync_inputs import frame_indices, video_input
+    from s2v_jax.errors import DataError
+
+    tracks = toy_tracks(2, 40, 1)
+    made = np.stack([np.full((112, 112, 3), 3 * t, np.uint8) for t in range(40)])  # frame t's value: 3t
+    np.save(tmp_path / "r000000.npy", made)
+    (tmp_path / "index.json").write_text(json.dumps({"dataset": "toy", "records": {"0": 40}}))
+    copies = GeneratedCopies(str(tmp_path), dataset="toy")
+    assert len(copies) == 1 and copies.get(1) is None and copies.get(0, 39) is None
+    with pytest.raises(DataError, match="other tracks"):
+        GeneratedCopies(str(tmp_path), dataset="registered_faces/real")
+    (tmp_path / "index.json").write_text(json.dumps({"dataset": "toy/real/1.0.0", "records": {"0": 40}}))
+    assert len(GeneratedCopies(str(tmp_path), dataset="toy/real")) == 1
+    (tmp_path / "index.json").write_text(json.dumps({"dataset": "toy", "records": {"0": 40}}))
+    with pytest.raises(DataError, match="index.json"):
+        GeneratedCopies(str(tmp_path / "absent"))
+    config = toy_config(["data.near_still=1.0", "data.generated_negatives_prob=1.0"])
+    loader = sync_samples.make_loader(sync_samples.ArrayTracks(tracks), config, batch_size=16, seed=0,
+                                      augment=False, debug=True, generated=copies)
+    b = next(loader)
+    assert set(b["record"].tolist()) == {0, 1}
+    for i in range(16):
+        if b["record"][i] == 0:
+            want = video_input(made[frame_indices(int(b["centre"][i]), 40)], 56, True)
+            np.testing.assert_array_equal(b["video_still"][i], want)
+        else:  # no generated copy: a shrunk real window (not constant per frame)
+            assert b["video_still"][i].std() > 0
+    picked = choose_records(["a/1", "a/2", "a/3", "b/1", "held/1"], 2, skip_prefixes=("held/",))
+    assert len(picked) == 3 and sum(s.startswith("a/") for s in picked.values()) == 2 and picked[3] == "b/1"

@@ -89,11 +89,13 @@ def sync_sample(rng: np.random.Generator, frames, mfcc, num_frames: int, centre:
                 grayscale: bool, min_offset: int, max_offset: int, augment: bool, num_negatives: int = 1,
                 shift_px: int = 0, jpeg_prob: float = 0.0, rotate_deg: float = 0.0,
                 scale: float = 0.0, near_still: float = 0.0, near_still_motion: float = 0.3,
-                landmarks=None) -> Dict[str, np.ndarray]:
+                landmarks=None, generated=None, generated_prob: float = 0.0) -> Dict[str, np.ndarray]:
     """One training example around track frame `centre` (see the module docstring). With `near_still` > 0,
     also 'video_still' (the same window, its motion shrunk toward the track's most closed-mouth frame of
     8 drawn, by a fraction drawn in [0, near_still_motion]; augmented exactly as 'video') and 'still' (1.0
-    on a `near_still` fraction of windows: those whose near-still copy the loss uses)."""
+    on a `near_still` fraction of windows: those whose near-still copy the loss uses). `generated` (uint8
+    [num_frames, 112, 112, 3], a generator's video of this track: `s2v_jax.data.generated_negatives`)
+    replaces the shrunk copy with the same window of it on a `generated_prob` fraction of those windows."""
     candidates = shift_candidates(centre, num_frames, min_offset, max_offset)
     k = int(num_negatives)
     if k > 1:  # k distinct shifts (repeated only when the track is too short to have k)
@@ -104,14 +106,15 @@ def sync_sample(rng: np.random.Generator, frames, mfcc, num_frames: int, centre:
     n = len(crops)
     use_still = near_still > 0 and rng.random() < near_still
     if near_still > 0:  # the same shape in every batch; only windows with 'still' 1 count in the loss
-        if use_still:
+        if use_still and generated is not None and rng.random() < generated_prob:
+            crops = np.concatenate([crops, np.stack([np.asarray(generated[int(j)])
+                                                     for j in frame_indices(centre, num_frames)])])
+        elif use_still:
             drawn = rng.integers(0, num_frames, size=min(8, num_frames))
             still = _frame(frames, near_still_lib.closest_to_closed(landmarks, drawn))
             alpha = float(rng.uniform(0.0, near_still_motion)) if rng.random() < 0.8 else 0.0
             crops = np.concatenate([crops, near_still_lib.shrink_motion(crops, still, alpha,
                                                                         max(0, lower_face_top - 16))])
-        else:
-            crops = np.concatenate([crops, crops])
     if augment and (shift_px > 0 or rotate_deg > 0 or scale > 0):  # one transform for the window and its copy
         crops = _translate(rng, crops, int(shift_px), float(rotate_deg), float(scale))
     if augment and jpeg_prob > 0 and rng.random() < jpeg_prob:
@@ -120,8 +123,10 @@ def sync_sample(rng: np.random.Generator, frames, mfcc, num_frames: int, centre:
                             for i in range(0, len(crops), n)], axis=-1)
     if augment:
         video = _jitter(rng, video)
+    if near_still > 0 and not use_still:  # the copy that does not count: the window itself (augmented once)
+        video = np.concatenate([video, video], axis=-1)
     mfcc = np.asarray(mfcc)
-    c = video.shape[-1] // (len(crops) // n)
+    c = video.shape[-1] // 2 if near_still > 0 else video.shape[-1]
     out = {"video": video[..., :c], "audio": audio_input(mfcc[centre]),
            "audio_shifted": audio_input(mfcc[centre + shifts]), "offset": np.asarray(-shifts, np.int32)}
     if near_still > 0:
@@ -132,7 +137,7 @@ def sync_sample(rng: np.random.Generator, frames, mfcc, num_frames: int, centre:
 class MakeSyncSample(grain.RandomMapTransform):
     """grain map: {'example', 'frame'} (input_pipeline.TrackSamples' elements) -> a sync example."""
 
-    def __init__(self, config: ml_collections.ConfigDict, augment: bool, debug: bool = False):
+    def __init__(self, config: ml_collections.ConfigDict, augment: bool, debug: bool = False, generated=None):
         self.kw = dict(lower_face_top=int(config.model.lower_face_top), grayscale=bool(config.model.grayscale),
                        min_offset=int(config.data.min_offset), max_offset=int(config.data.max_offset),
                        augment=augment, num_negatives=int(config.data.num_negatives),
@@ -141,13 +146,17 @@ class MakeSyncSample(grain.RandomMapTransform):
                        rotate_deg=float(config.data.augment_rotate_deg),
                        scale=float(config.data.augment_scale),
                        near_still=float(config.data.near_still),
-                       near_still_motion=float(config.data.near_still_motion))
+                       near_still_motion=float(config.data.near_still_motion),
+                       generated_prob=float(config.data.generated_negatives_prob))
         self.debug = debug
+        self.generated = generated  # GeneratedCopies of the split's records, or None
 
     def random_map(self, element: Dict[str, Any], rng: np.random.Generator) -> Dict[str, np.ndarray]:
         ex = element["example"]
-        out = sync_sample(rng, ex["frames"], ex["mfcc"], int(ex["num_frames"]), int(element["frame"]),
-                          landmarks=ex.get("landmarks"), **self.kw)
+        n = int(ex["num_frames"])
+        generated = self.generated.get(element["record"], n) if self.generated is not None else None
+        out = sync_sample(rng, ex["frames"], ex["mfcc"], n, int(element["frame"]),
+                          landmarks=ex.get("landmarks"), generated=generated, **self.kw)
         if self.debug:  # where the example came from, for tests
             out.update(record=np.int64(element["record"]), centre=np.int64(element["frame"]))
         return out
@@ -165,10 +174,13 @@ class ArrayTracks(input_pipeline.ArrayTrackSamples):
 
 
 def make_loader(source, config: ml_collections.ConfigDict, *, batch_size: int, seed: int, augment: bool,
-                workers: int = 0, process_index: int = 0, process_count: int = 1, debug: bool = False):
+                workers: int = 0, process_index: int = 0, process_count: int = 1, debug: bool = False,
+                generated=None):
     """Endless shuffled batches of `source` as an input_pipeline.Loader (get_state/set_state).
-    `debug` adds each example's 'record' and 'centre' frame."""
-    return input_pipeline.build_loader(source, MakeSyncSample(config, augment, debug), batch_size=batch_size,
+    `debug` adds each example's 'record' and 'centre' frame; `generated`: GeneratedCopies of the
+    source's records (training only)."""
+    return input_pipeline.build_loader(source, MakeSyncSample(config, augment, debug, generated),
+                                       batch_size=batch_size,
                                        seed=seed, workers=workers, process_index=process_index,
                                        process_count=process_count)
 
@@ -200,10 +212,11 @@ def _tfds_source(config, split: str):
 
 
 def _train_loader(source, config, *, process_index: int, process_count: int, workers: int = 0,
-                  debug: bool = False):
+                  debug: bool = False, generated=None):
     return make_loader(source, config, batch_size=input_pipeline.per_process_batch(config, process_count),
                        seed=int(config.data.shuffle_seed), augment=bool(config.data.augment), workers=workers,
-                       process_index=process_index, process_count=process_count, debug=debug)
+                       process_index=process_index, process_count=process_count, debug=debug,
+                       generated=generated)
 
 
 def _eval_batches(source, config, *, num_batches: int, process_index: int, process_count: int) -> List[Batch]:
@@ -214,9 +227,18 @@ def _eval_batches(source, config, *, num_batches: int, process_index: int, proce
 
 
 def create_train_loader(config, *, process_index: int = 0, process_count: int = 1, debug: bool = False):
-    """Training batches from the TFDS corpus's 'train' split."""
+    """Training batches from the TFDS corpus's 'train' split (with `data.generated_negatives`, its
+    tracks' generated copies as near-still windows)."""
+    generated = None
+    if config.data.generated_negatives:
+        from s2v_jax.data.generated_negatives import GeneratedCopies
+
+        generated = GeneratedCopies(config.data.generated_negatives, dataset=config.data.dataset)
+        log.info("%d training tracks have generated copies (%s), used on %.0f%% of their near-still windows",
+                 len(generated), config.data.generated_negatives, 100 * float(config.data.generated_negatives_prob))
     return _train_loader(_tfds_source(config, "train"), config, process_index=process_index,
-                         process_count=process_count, workers=int(config.data.num_workers), debug=debug)
+                         process_count=process_count, workers=int(config.data.num_workers), debug=debug,
+                         generated=generated)
 
 
 def create_eval_batches(config, *, num_batches: int, process_index: int = 0, process_count: int = 1) -> List[Batch]:

@@ -246,6 +246,11 @@ def row_measures(frames, landmarks, real_frames, real_landmarks, envelope, exper
     found = np.isfinite(landmarks[:, 0, 0])
     out["face_found"] = float(found.mean()) if len(found) else 0.0
     opening = metrics.mouth_opening(landmarks)
+    lab = metrics.mouth_colour(frames, landmarks)
+    seen = np.isfinite(lab).all(axis=1)
+    out["mouth_lab"] = [round(float(v), 2) for v in lab[seen].mean(axis=0)] if seen.any() else None
+    out["mouth_colour_de"] = 0.0 if is_real else _finite(metrics.mouth_colour_difference(
+        lab, metrics.mouth_colour(real_frames, real_landmarks)))
     out["mouth_opening_mean"] = _finite(np.nanmean(opening)) if found.any() else None
     out["mouth_opening_std"] = _finite(np.nanstd(opening)) if found.any() else None
     out["mouth_opening_range"] = _finite(np.nanpercentile(opening, 90) - np.nanpercentile(opening, 10)) \
@@ -267,7 +272,7 @@ def summarise(clip_rows: Sequence[Dict[str, Dict[str, Any]]]) -> Dict[str, Dict[
     """Per row: the mean over clips of each scalar measure (clips without it left out) and the clip count."""
     keys = ("psnr", "ssim", "sharpness", "lmd", "face_found", "mouth_opening_std", "mouth_opening_range",
             "mouth_motion", "sync_correlation",
-            "sync_correlation_at_zero", "lse_d", "lse_c")
+            "sync_correlation_at_zero", "lse_d", "lse_c", "mouth_colour_de")
     out = {}
     for row in ROWS:
         values = [c[row] for c in clip_rows]
@@ -279,6 +284,8 @@ def summarise(clip_rows: Sequence[Dict[str, Dict[str, Any]]]) -> Dict[str, Dict[
             v = [x[k] for x in values if x.get(k) is not None]
             s[f"{k}_mean_abs"] = float(np.mean(np.abs(v))) if v else None
             s[f"{k}_within_1"] = float(np.mean(np.abs(v) <= 1)) if v else None
+        labs = [x["mouth_lab"] for x in values if x.get("mouth_lab") is not None]
+        s["mouth_lab"] = [round(float(v), 2) for v in np.mean(labs, axis=0)] if labs else None
         if row == "real":
             s["psnr"] = None  # a video against itself: infinite
         out[row] = s

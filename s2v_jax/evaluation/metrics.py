@@ -101,6 +101,40 @@ def stack_landmarks(per_frame: Sequence[Optional[np.ndarray]], num_points: int =
     return out
 
 
+def mouth_colour(frames, landmarks) -> np.ndarray:
+    """Mean CIE L*a*b* colour (L 0-100, a/b about -128..127) of the pixels inside each frame's outer-lip
+    polygon (lips and whatever the open mouth shows): [T, S, S, 3] RGB uint8 + [T, 478, 2] -> [T, 3]
+    (NaN rows where no face was found). A painted mouth in foreign colours (the magenta of a model
+    that drifted) moves a* and b* away from the real mouth's; `mouth_colour_difference` reads that."""
+    import cv2
+
+    frames = np.asarray(frames)
+    lm = np.asarray(landmarks, np.float64)
+    out = np.full((len(frames), 3), np.nan, np.float64)
+    for t, (f, p) in enumerate(zip(frames, lm)):
+        pts = p[list(faces.LIPS_OUTER)]
+        if not np.all(np.isfinite(pts)):
+            continue
+        mask = np.zeros(f.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
+        if not mask.any():
+            continue
+        lab = cv2.cvtColor(f.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+        out[t] = lab[mask.astype(bool)].mean(axis=0)
+    return out
+
+
+def mouth_colour_difference(lab, real_lab) -> float:
+    """CIE76 colour difference (Delta E) between the mean mouth colours of two videos ([T, 3] each from
+    `mouth_colour`, frames without a face left out); about 2.3 is a just-noticeable difference. NaN
+    where either has no face."""
+    a, b = np.asarray(lab, np.float64), np.asarray(real_lab, np.float64)
+    a, b = a[np.isfinite(a).all(axis=1)], b[np.isfinite(b).all(axis=1)]
+    if not len(a) or not len(b):
+        return float("nan")
+    return float(np.linalg.norm(a.mean(axis=0) - b.mean(axis=0)))
+
+
 # ---------------------------------------------------------------- audio-visual sync from landmarks
 
 def audio_envelope(wav, num_frames: int, sample_rate: int = 16000, fps: float = 25.0,

@@ -42,6 +42,10 @@ DEFINITIONS = {
     "mouth_opening_range": "p90 - p10 of the mouth opening over the clip: how far it opens.",
     "mouth_opening_std_ratio": "Mean mouth-opening std of the row over the real video's (1 = opens as much).",
     "mouth_motion_ratio": "Mean mouth motion of the row over the real video's (1 = moves as much).",
+    "mouth_colour_de": "CIE76 Delta E between the row's and the real video's mean mouth colour (L*a*b* inside the "
+                       "outer lips, all frames; 2.3 is about a just-noticeable difference): a painted mouth in "
+                       "foreign colours raises it.",
+    "mouth_lab": "Mean L*a*b* colour inside the outer lips (a* > 0 red/magenta, b* > 0 yellow), over clips.",
     "shut_where_real_opens": "Clips whose real mouth opens (opening range >= 0.10) where this row's stays shut "
                              "(range < 0.03); out of 'real_opens' such clips.",
     "sync_offset": "Diagnostic (not a sync score: a mouth that follows loudness maximises it). Landmark AV "
@@ -201,7 +205,7 @@ SUMMARY_KEYS = ("clips", "psnr", "ssim", "sharpness", "lmd", "lse_d", "lse_c", "
                 "av_offset_within_1", "face_found")
 # Landmark lip sync ranks a mouth that only follows loudness above real video (BENCHMARKS.md): shown apart.
 DIAGNOSTIC_KEYS = ("mouth_opening_std", "mouth_opening_std_ratio", "mouth_motion", "mouth_motion_ratio",
-                   "shut_where_real_opens", "sync_correlation", "sync_correlation_at_zero",
+                   "shut_where_real_opens", "mouth_colour_de", "mouth_lab", "sync_correlation", "sync_correlation_at_zero",
                    "sync_offset_mean_abs", "sync_offset_within_1")
 CLIP_KEYS = ("psnr", "ssim", "lmd", "face_found", "sync_offset", "sync_correlation", "lse_d", "lse_c", "av_offset")
 

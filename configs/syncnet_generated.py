@@ -1,0 +1,42 @@
+"""Stage 2 of both shipped judges: their stage-1 weights shown the shipped generator's own video.
+
+Stage 1 (configs/syncnet_real.py for the evaluation judge, configs/syncnet_loss.py for the
+training judge) finds offsets and, for the training judge, scores motion-shrunk real windows
+low; yet the shipped warp-only generator, driven from a closed-mouth frame, still fooled both
+(real above it on 13 and 28 of 39 held-out clips, issue #32): its small, well-timed motion is
+its own kind. Stage 2 continues each judge from its own stage-1 weights, at a lower learning
+rate, with half the windows also given as a near-still copy, which is, where the track has one,
+the same window of the generator's video of that track (`s2v_jax.data.generated_negatives`,
+made once for every train track, 2,703 of them, at 450 frames/s; held-out sources never), else the shrunk copy.
+The two judges stay apart: other initialisations and inputs (grey vs colour), other sample
+orders; the generator trained against the training judge never sees the evaluation judge.
+
+    python -m s2v_jax.data.generated_negatives --out workdirs/generated_shipped --data-dir data/tfds \
+        --skip tedx_ro/,lrs2_b/,voxceleb2_style/7414,voxceleb2_style/7961
+    python run_train.py --config configs/syncnet_generated.py:loss --workdir workdirs/syncnet_loss_g \
+        --config.train.init_from=workdirs/syncnet_loss --config.data.generated_negatives=workdirs/generated_shipped
+    python run_train.py --config configs/syncnet_generated.py:eval --workdir workdirs/syncnet_real_g \
+        --config.train.init_from=workdirs/syncnet_real --config.data.generated_negatives=workdirs/generated_shipped
+"""
+
+from configs import syncnet_loss, syncnet_real
+
+
+def get_config(role: str = "loss"):
+    if role not in ("loss", "eval"):
+        raise ValueError(f"configs/syncnet_generated.py:{role}: the role is 'loss' (training judge) or 'eval'")
+    config = (syncnet_loss if role == "loss" else syncnet_real).get_config()
+    d, t = config.data, config.train
+    t.init_from = "workdirs/syncnet_loss" if role == "loss" else "workdirs/syncnet_real"  # its own stage 1
+    d.generated_negatives = "workdirs/generated_shipped"
+    d.generated_negatives_prob = 0.6
+    d.near_still = 0.5
+    d.num_workers = 1
+    d.shuffle_seed = 11 if role == "loss" else 12  # a sample order neither stage 1 drew
+    t.near_still_weight = 1.0
+    t.num_steps = 2500 if role == "loss" else 2000  # about 20 and 16 min on the 2-core CPU
+    t.learning_rate = 3e-4
+    t.warmup_steps = 100
+    t.eval_every = 500
+    t.checkpoint_every = 500
+    return config
