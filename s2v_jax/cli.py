@@ -32,6 +32,7 @@ COMMANDS = [
     ("redub", "redub", "re-dub a video with new speech (lower face generated and blended in)"),
     ("finetune", "finetune", "fine-tune a generator on one speaker's video (last 10% held out, best kept, resumable)"),
     ("stream", "stream", "streaming demo: feed speech in small chunks and write frames as they come out"),
+    ("app", "app", "local web page (127.0.0.1): photo + speech -> video, re-dub, with the judge's scores"),
 ]
 
 

@@ -4,7 +4,7 @@ import dataclasses
 import os
 import time
 import warnings
-from typing import Iterator, List, Optional, Union
+from typing import Callable, Iterator, List, Optional, Union
 
 import numpy as np
 
@@ -69,6 +69,16 @@ class GenerateResult:
     seconds: float
 
 
+ProgressCallback = Callable[[str, int, int], None]
+
+
+def report_progress(on_progress: Optional[ProgressCallback], stage: str, done: int, total: int) -> None:
+    """Calls `on_progress(stage, done, total)` where one was given (stage: 'face tracking', 'generation'
+    or 'encoding'; done <= total). An exception it raises stops the run (the partial output is removed)."""
+    if on_progress is not None:
+        on_progress(stage, min(int(done), int(total)), int(total))
+
+
 def _image_list(images) -> list:
     if isinstance(images, (str, os.PathLike, np.ndarray)):
         return [images]
@@ -78,7 +88,8 @@ def _image_list(images) -> list:
 def generate_video(checkpoint: Union[str, os.PathLike, "FrameGenerator"], images, audio_path, out_path, *,
                    paste_back: bool = True, deblur=None, batch_size: int = 64, progress: bool = True,
                    face_index: Optional[int] = None, mask: str = "face", preset: str = "medium",
-                   crf: int = 18, max_size: int = MAX_SIZE) -> GenerateResult:
+                   crf: int = 18, max_size: int = MAX_SIZE,
+                   on_progress: Optional[ProgressCallback] = None) -> GenerateResult:
     """Stills + speech file -> 25 fps H.264 mp4 with the speech as its sound track.
 
     checkpoint: a training work directory (best, else latest checkpoint), one
@@ -87,7 +98,9 @@ def generate_video(checkpoint: Union[str, os.PathLike, "FrameGenerator"], images
     arrays). The video has num_video_frames(audio) frames, so it is as long as
     the audio to within half a frame. Warnings (several faces, small face,
     repeated still, a photo downscaled to `max_size`) are issued with
-    `warnings.warn` and returned.
+    `warnings.warn` and returned. on_progress: optional `(stage, done, total)` callback
+    (`report_progress`), called as the face is registered, every batch of frames and around the
+    end of encoding (the web page's progress bar; the CLI's is `progress`).
     """
 
 
@@ -101,12 +114,19 @@ def generate_video(checkpoint: Union[str, os.PathLike, "FrameGenerator"], images
     with writer:
         generator = checkpoint if isinstance(checkpoint, FrameGenerator) else FrameGenerator.from_checkpoint(
             None if checkpoint is None else os.fspath(checkpoint), deblur_checkpoint=deblur, batch_size=batch_size)
+        report_progress(on_progress, "face tracking", 0, 1)
         stills = register_stills(images, generator.num_identity_images, face_index, max_size=max_size)
+        report_progress(on_progress, "face tracking", 1, 1)
         for note in stills.warnings:
             warnings.warn(note, stacklevel=2)
         size = None
+        n = audio_lib.num_video_frames(len(wav))
         for frame in still_frames(generator, stills, wav, paste_back=paste_back, mask=mask, progress=progress):
             size = frame.shape[:2]
             writer.write(frame)
+            if writer.num_frames % generator.batch_size == 0 or writer.num_frames == n:
+                report_progress(on_progress, "generation", writer.num_frames, n)
+        report_progress(on_progress, "encoding", 0, 1)
+    report_progress(on_progress, "encoding", 1, 1)
     return GenerateResult(path=str(writer.path), num_frames=writer.num_frames, width=size[1], height=size[0],
                           warnings=list(stills.warnings), seconds=time.time() - t0)

@@ -62,6 +62,7 @@ from s2v_jax import faces
 from s2v_jax.errors import MediaError, NoFaceError, S2VError
 from s2v_jax.faces import registration
 from s2v_jax.faces.compositing import face_mask, paste_face, to_crop_size, warp_frame
+from s2v_jax.inference.generate import ProgressCallback, report_progress
 from s2v_jax.inference.generator import FrameGenerator
 from s2v_jax.media import audio as audio_lib
 from s2v_jax.media import video
@@ -153,12 +154,14 @@ class _TrackRecord:
 
 
 def track_video(video_path, num_identity_images: int = 1, face_index: int = 0, progress: bool = False,
-                max_frames: Optional[int] = None, **tracker_kwargs) -> VideoFaces:
+                max_frames: Optional[int] = None, on_progress: Optional[ProgressCallback] = None,
+                **tracker_kwargs) -> VideoFaces:
     """Pass 1: follow the faces of a video and pick, per frame, the face to re-dub.
 
     Raises MediaError for an unreadable video, NoFaceError when no frame has
     a (trackable) face, S2VError when no frame has `face_index + 1` faces.
-    tracker_kwargs go to faces.FaceTracker (min_track_frames, detect_every, ...).
+    tracker_kwargs go to faces.FaceTracker (min_track_frames, detect_every, ...). on_progress:
+    optional ('face tracking', done, total) callback every 10 frames (total: the probed estimate).
     """
 
     if face_index is None:
@@ -192,9 +195,12 @@ def track_video(video_path, num_identity_images: int = 1, face_index: int = 0, p
                     tr.landmarks[-2] = None  # the tracker reads only the last; keeps memory flat
             if bar is not None:
                 bar.update(1)
+            if on_progress is not None and n % 10 == 0:
+                report_progress(on_progress, "face tracking", n, max(n, max_frames or info.num_frames))
     finally:
         if bar is not None:
             bar.close()
+    report_progress(on_progress, "face tracking", n, n)
     final = {tr.track_id for tr in tracker.finish()}
     done += [(rec, rec.smoothed()) for tid, rec in records.items() if tid in final]
     if n == 0:
@@ -397,12 +403,14 @@ class RedubResult:
 
 def redub_video(checkpoint, video_path, audio_path, out_path, *, face_index: int = 0, length: str = "audio",
                 deblur=None, batch_size: int = 64, progress: bool = True, preset: str = "medium",
-                crf: int = 18, identity: str = "auto", **tracker_kwargs) -> RedubResult:
+                crf: int = 18, identity: str = "auto", on_progress: Optional[ProgressCallback] = None,
+                **tracker_kwargs) -> RedubResult:
     """Source video + new speech -> 25 fps H.264 mp4 re-dubbed to the speech (see the module docstring).
 
     checkpoint: a work directory, a checkpoint step directory or a loaded
     FrameGenerator. Cheap checks (speech, output folder, checkpoint) run
-    before the tracking pass.
+    before the tracking pass. on_progress: optional `(stage, done, total)` callback
+    (`generate.report_progress`: 'face tracking', 'generation', 'encoding').
     """
 
     t0 = time.time()
@@ -416,13 +424,18 @@ def redub_video(checkpoint, video_path, audio_path, out_path, *, face_index: int
     generator = checkpoint if isinstance(checkpoint, FrameGenerator) else FrameGenerator.from_checkpoint(
         None if checkpoint is None else os.fspath(checkpoint), deblur_checkpoint=deblur, batch_size=batch_size)
     mode = identity_mode(generator, identity)  # before the tracking pass: a wrong choice fails at once
-    faces = track_video(video_path, generator.num_identity_images, face_index, progress, **tracker_kwargs)
+    faces = track_video(video_path, generator.num_identity_images, face_index, progress,
+                        on_progress=on_progress, **tracker_kwargs)
     for note in faces.warnings:
         warnings.warn(note, stacklevel=2)
     n_out = output_length(faces.num_frames, audio_lib.num_video_frames(len(wav)), length)
     with VideoWriter(out_path, audio=fit_audio(wav, n_out), preset=preset, crf=crf) as writer:
         for frame in redub_frames(generator, faces, wav, length=length, progress=progress, identity=mode):
             writer.write(frame)
+            if writer.num_frames % generator.batch_size == 0 or writer.num_frames == n_out:
+                report_progress(on_progress, "generation", writer.num_frames, n_out)
+        report_progress(on_progress, "encoding", 0, 1)
+    report_progress(on_progress, "encoding", 1, 1)
     owned = faces.owner[source_indices(np.arange(n_out), faces.num_frames)] >= 0
     return RedubResult(path=str(writer.path), num_frames=writer.num_frames, num_source_frames=faces.num_frames,
                        frames_redubbed=int(owned.sum()),
