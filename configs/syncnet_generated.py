@@ -11,7 +11,7 @@ made once for every train track, 2,703 of them, at 450 frames/s; held-out source
 The two judges stay apart: other initialisations and inputs (grey vs colour), other sample
 orders; the generator trained against the training judge never sees the evaluation judge.
 
-    python -m s2v_jax.data.generated_negatives --out workdirs/generated_shipped --data-dir data/tfds \
+    python -m s2v_jax.inference.generated_negatives --out workdirs/generated_shipped --data-dir data/tfds \
         --skip tedx_ro/,lrs2_b/,voxceleb2_style/7414,voxceleb2_style/7961
     python run_train.py --config configs/syncnet_generated.py:loss --workdir workdirs/syncnet_loss_g \
         --config.train.init_from=workdirs/syncnet_loss --config.data.generated_negatives=workdirs/generated_shipped

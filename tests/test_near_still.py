@@ -137,7 +137,7 @@ def test_validation_divides_a_subset_metric_by_its_own_count():
 
 
 def test_generated_copies_replace_the_shrunk_copy_with_the_same_window(tmp_path):
-    """A directory of generated tracks (what `python -m s2v_jax.data.generated_negatives` writes) gives the
+    """A directory of generated tracks (what `python -m s2v_jax.inference.generated_negatives` writes) gives the
     sampler the generator's frames of the window's own positions; tracks without one keep the shrunk copy."""
     import json
 

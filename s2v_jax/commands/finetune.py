@@ -29,16 +29,10 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    import logging as py_logging
-
-    from absl import logging
-
-    from s2v_jax.commands.train_sync import _own_info_only
     from s2v_jax.finetune import finetune
+    from s2v_jax.train.entry import set_logging
 
-    logging.set_verbosity(logging.INFO)
-    py_logging.getLogger("absl").setLevel(py_logging.INFO)
-    logging.get_absl_logger().addFilter(_own_info_only)
+    set_logging()
     summary = finetune(args.video, args.workdir, checkpoint=args.checkpoint, steps=args.steps, learning_rate=args.lr,
                        batch_size=args.batch_size, eval_every=args.eval_every, progress=not args.no_progress)
     print(json.dumps({k: summary[k] for k in ("workdir", "base", "step", "best_step", "best_eval", "data")}))
