@@ -278,9 +278,9 @@ def test_generate_without_checkpoint_makes_a_real_photos_video(real_data, tmp_pa
     assert mouth > 2 * forehead, (mouth, forehead)  # the mouth moves with the speech, the rest stays
 
 
-def test_pip_install_in_a_fresh_venv_carries_both_shipped_models(tmp_path):
+def test_pip_install_in_a_fresh_venv_carries_the_shipped_models(tmp_path):
     """`pip install .` (a built wheel, not the editable checkout) into a new virtual environment:
-    the installed package, imported from outside the repository, loads the generator and the judge."""
+    the installed package, imported from outside the repository, loads the generator and both judges."""
     import subprocess
     import sys
 
@@ -307,12 +307,13 @@ def test_pip_install_in_a_fresh_venv_carries_both_shipped_models(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     code = ("import s2v_jax, json; from s2v_jax.inference.generator import FrameGenerator; "
             "from s2v_jax.evaluation.sync_expert import SyncExpert; g = FrameGenerator.from_checkpoint(None); "
-            "SyncExpert.default(); from s2v_jax.train.judge import Judge; Judge.load(''); print(json.dumps({'file': s2v_jax.__file__, 'size': g.output_size}))")
+            "SyncExpert.default(); from s2v_jax.train.judge import Judge; Judge.load(''); print(json.dumps({'file': s2v_jax.__file__, 'size': g.output_size, 'interior': g.paints_interior}))")
     proc = subprocess.run([py, "-c", code], capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["file"].startswith(str(venv)), out  # the installed copy, not the checkout
     assert out["size"] == 112
+    assert out["interior"]  # the shipped generator paints the mouth's interior (issue #31)
 
 
 def test_redub_and_stream_without_checkpoint_use_the_shipped_generator(media, tmp_path):

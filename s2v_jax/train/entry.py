@@ -31,7 +31,8 @@ def own_info_only(record) -> bool:
 
 def set_logging() -> None:
     """INFO from s2v_jax, warnings from the libraries (`own_info_only`), once per process."""
-    logging.use_absl_handler()  # what absl's app.run does: absl's format, to stderr
+    if FLAGS.is_parsed():  # run_train / train-sync: what absl's app.run does (absl's format, to stderr)
+        logging.use_absl_handler()
     logging.set_verbosity(logging.INFO)
     std_logging.getLogger("absl").setLevel(std_logging.INFO)
     absl_logger = logging.get_absl_logger()
