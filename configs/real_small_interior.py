@@ -19,7 +19,11 @@ there), and every pixel outside the region stays the warped photo's exactly.
   the real interior) and the training judge's loss (configs/syncnet_loss.py,
   hardened against near-still mouths: it scores a mouth that does not open low).
 
-    python run_train.py --config configs/real_small_interior.py --workdir workdirs/interior
+    python run_train.py --config configs/real_small_interior.py --workdir workdirs/interior \
+        --config.train.init_from=W3   # stage 3's work directory (configs/real_small_warp.py)
+
+The shipped generator (2026-12-07) is this stage's step 1,500 from the warp-only model of 2026-12-04
+(git 76bc449); `train.init_from='shipped'` (the default here) now continues the shipped interior model.
 """
 
 from configs import real_small_warp
@@ -32,7 +36,7 @@ def get_config():
     m.interior_region = (60, 92, 36, 76)   # rows, columns of the 112 crop the mask may cover: the inner lips of the
     #                                        corpus's most open frames lie in rows 67-81, columns 43-68 (p1-p99 of 300 tracks)
     d.identity_closed = 4              # the identity still: the most closed mouth of this many drawn frames
-    t.init_from = "shipped"            # the shipped warp-only generator
+    t.init_from = "shipped"            # the shipped generator (for the recipe: stage 3's work directory)
     t.mouth_weight = 4.0
     t.lip_weight = 5.0
     t.sync_weight = 0.03

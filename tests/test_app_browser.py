@@ -215,6 +215,21 @@ def _screenshot(driver, name):
     driver.set_window_size(1100, 900)
 
 
+def _run_tab(d, app, tab: str, uploads, tmp_path):
+    """Uploads the files of one tab, runs it, waits for its result (or its error line) and checks the
+    result: (result, progress stages seen, whether the bar moved)."""
+    for field, files in uploads.items():
+        _upload(d, field, files)
+    _watch_progress(d, tab)
+    d.find_element("id", f"{tab}-run").click()
+    _wait(d, f"/\\d/.test((document.getElementById('{tab}-lsec') || {{}}).textContent || '') || "
+             f"!document.getElementById('{tab}-error').hidden", 180, f"the {tab} result")
+    result = _check_result(d, app, tab, tmp_path)
+    stages, moved = _progress_seen(d)  # the bar and its stage line while it ran
+    result["stages"] = sorted({re.sub(r"\d+/", "k/", t) for t in stages})
+    return result, stages, moved
+
+
 @pytest.mark.shared_data
 def test_the_page_makes_a_talking_video_and_redubs_one(browser, app, real_data, speech, tmp_path):
     t0 = time.time()
@@ -233,15 +248,8 @@ def test_the_page_makes_a_talking_video_and_redubs_one(browser, app, real_data, 
     cap.release()
     assert ok, "could not read a frame of grid_s1/srbb4n.mp4"
     cv2.imwrite(str(tmp_path / "grid_speaker.png"), frame)
-    _upload(d, "photo-images", [tmp_path / "grid_speaker.png"])
-    _upload(d, "photo-audio", [speech])
-    _watch_progress(d, "photo")
-    d.find_element("id", "photo-run").click()
-    _wait(d, "/\\d/.test((document.getElementById('photo-lsec') || {}).textContent || '') || "
-             "!document.getElementById('photo-error').hidden", 180, "the photo result")
-    photo = _check_result(d, app, "photo", tmp_path)
-    stages, moved = _progress_seen(d)  # the bar and its stage line while it ran
-    photo["stages"] = sorted({re.sub(r"\d+/", "k/", t) for t in stages})
+    photo, stages, moved = _run_tab(d, app, "photo", {"photo-images": [tmp_path / "grid_speaker.png"],
+                                                      "photo-audio": [speech]}, tmp_path)
     assert moved and any(re.match(r"generation \d+/75 frames", t) for t in stages), stages
     _screenshot(d, "app_photo")
     t_photo = time.time() - t0
@@ -259,16 +267,9 @@ def test_the_page_makes_a_talking_video_and_redubs_one(browser, app, real_data, 
     # Re-dub tab: a GRID sentence (CC BY 4.0) and the same speech -> the re-dubbed video
     d.find_element("id", "tab-redub").click()
     assert d.find_element("id", "panel-redub").is_displayed() and not d.find_element("id", "panel-photo").is_displayed()
-    _upload(d, "redub-video", [real_data / "corpus" / "grid_s1" / "bbaf3s.mp4"])
-    _upload(d, "redub-audio", [speech])
-    _watch_progress(d, "redub")
-    d.find_element("id", "redub-run").click()
-    _wait(d, "/\\d/.test((document.getElementById('redub-lsec') || {}).textContent || '') || "
-             "!document.getElementById('redub-error').hidden", 180, "the re-dub result")
-    redub = _check_result(d, app, "redub", tmp_path)
-    stages, moved = _progress_seen(d)
+    redub, stages, moved = _run_tab(d, app, "redub", {"redub-video": [real_data / "corpus" / "grid_s1" / "bbaf3s.mp4"],
+                                                      "redub-audio": [speech]}, tmp_path)
     assert moved and stages, stages
-    redub["stages"] = sorted({re.sub(r"\d+/", "k/", t) for t in stages})
     _screenshot(d, "app_redub")
 
     # everything the page loaded came from the app
