@@ -84,15 +84,16 @@ def main(argv=None):
             sync = metrics.landmark_sync(env, opening, 15)
             photo_lab = metrics.mouth_colour(face[None], crop_landmarks(face[None]))
             loud = np.argsort(-env)
+            quietest = np.argsort(env)
             picks = sorted(loud[:: max(1, len(loud) // 200)][:8].tolist())  # loud frames, spread (not 8 neighbours)
-            quiet = sorted(np.argsort(env)[:: max(1, len(env) // 8)][:4].tolist())
+            quiet = sorted(quietest[:: max(1, len(env) // 8)][:4].tolist())
             found = np.isfinite(opening)
             entry[label] = {
                 "frames": int(len(frames)), "face_found": float(found.mean()),
                 "opening_p10": float(np.nanpercentile(opening, 10)) if found.any() else None,
                 "opening_p90": float(np.nanpercentile(opening, 90)) if found.any() else None,
                 "opening_on_loud": float(np.nanmean(opening[loud[:len(loud) // 5]])),
-                "opening_on_quiet": float(np.nanmean(opening[np.argsort(env)[:len(env) // 5]])),
+                "opening_on_quiet": float(np.nanmean(opening[quietest[:len(env) // 5]])),
                 "sync_correlation": sync["correlation"], "sync_offset": sync["offset"],
                 "mouth_colour_de_vs_photo": metrics.mouth_colour_difference(metrics.mouth_colour(frames, lm),
                                                                             photo_lab),

@@ -177,17 +177,23 @@ def near_still_copy(name: str, crops, alpha: float):
 
 
 def closed_still_video(generator, name: str, crops, mfcc):
-    """The generator's video of a clip driven by its own speech from its most closed-mouth frame."""
-    from s2v_jax.data.sync_inputs import resize_crops
+    """The generator's video of a clip driven by its own speech from its most closed-mouth frame (what the
+    judges' generated negatives are: s2v_jax.inference.generated_negatives.generated_track)."""
+    from s2v_jax.inference.generated_negatives import generated_track
 
-    still = closed_still(name, crops)
-    return resize_crops(generator.generate(mfcc, generator.encode_identity(still[None])))
+    return generated_track(generator, crops, mfcc, LANDMARKS.get(name, (None, 0, None))[2])
+
+
+def _suffix(label: str) -> str:
+    """'' for the first --generator, '_LABEL' for the others (their keys in the records and rows)."""
+    return "_" + label if label else ""
 
 
 def generated_stats(recs, label: str = ""):
     """{'real_above_generated', 'lse_c_generated', 'generated_clips'} (each + '_' + label for a labelled
     generator) of the clips a generator re-made."""
-    key, sfx = f"generated{'_' + label if label else ''}_lse_c", "_" + label if label else ""
+    sfx = _suffix(label)
+    key = f"generated{sfx}_lse_c"
     gen = [r for r in recs if r.get(key) is not None]
     if not gen:
         return {}
@@ -275,7 +281,7 @@ def main(argv=None):
                 rec[f"still_{a:g}_lse_c"] = expert.sync_scores(near_still_copy(name, crops, a), mfcc)["lse_c"]
             for label, generator in generators.items():
                 if n >= args.min_frames:
-                    rec[f"generated{'_' + label if label else ''}_lse_c"] = expert.sync_scores(
+                    rec[f"generated{_suffix(label)}_lse_c"] = expert.sync_scores(
                         closed_still_video(generator, name, crops, mfcc), mfcc)["lse_c"]
             clips.append(rec)
     dropped = []
@@ -362,7 +368,7 @@ def main(argv=None):
     keys = [f"hit_{k:+d}" for k in shifts] + ["real_above_other", "shift_tracked", "lse_c_real", "lse_c_other"]
     keys += [f"{c}_{a:g}" for a in alphas for c in ("real_above_still", "lse_c_still")]
     for label in generators:
-        keys += [f"real_above_generated{'_' + label if label else ''}", f"lse_c_generated{'_' + label if label else ''}"]
+        keys += [f"real_above_generated{_suffix(label)}", f"lse_c_generated{_suffix(label)}"]
     if args.reference:
         keys += ["judge_agrees_reference", "hits_vs_reference"]
     print("| source | clips | s | " + " | ".join(keys) + " |")

@@ -107,8 +107,7 @@ def sync_sample(rng: np.random.Generator, frames, mfcc, num_frames: int, centre:
     use_still = near_still > 0 and rng.random() < near_still
     if near_still > 0:  # the same shape in every batch; only windows with 'still' 1 count in the loss
         if use_still and generated is not None and rng.random() < generated_prob:
-            crops = np.concatenate([crops, np.stack([np.asarray(generated[int(j)])
-                                                     for j in frame_indices(centre, num_frames)])])
+            crops = np.concatenate([crops, np.asarray(generated[frame_indices(centre, num_frames)])])
         elif use_still:
             drawn = rng.integers(0, num_frames, size=min(8, num_frames))
             still = _frame(frames, near_still_lib.closest_to_closed(landmarks, drawn))

@@ -234,8 +234,10 @@ def _finite(x) -> Optional[float]:
 
 
 def row_measures(frames, landmarks, real_frames, real_landmarks, envelope, expert, mfcc, *, is_real: bool,
-                 max_offset: int):
-    """(measures, mouth opening [T]) of one row of one clip; measures are JSON-ready (non-finite -> None)."""
+                 max_offset: int, real_lab=None):
+    """(measures, mouth opening [T]) of one row of one clip; measures are JSON-ready (non-finite -> None).
+    real_lab: the real video's `metrics.mouth_colour` [T, 3], computed once per clip by the caller
+    (None: computed here)."""
     out: Dict[str, Any] = {}
     if is_real:
         out.update(psnr=None, ssim=1.0, lmd=0.0)
@@ -246,11 +248,12 @@ def row_measures(frames, landmarks, real_frames, real_landmarks, envelope, exper
     found = np.isfinite(landmarks[:, 0, 0])
     out["face_found"] = float(found.mean()) if len(found) else 0.0
     opening = metrics.mouth_opening(landmarks)
-    lab = metrics.mouth_colour(frames, landmarks)
+    if real_lab is None:
+        real_lab = metrics.mouth_colour(real_frames, real_landmarks)
+    lab = real_lab if is_real else metrics.mouth_colour(frames, landmarks)
     seen = np.isfinite(lab).all(axis=1)
     out["mouth_lab"] = [round(float(v), 2) for v in lab[seen].mean(axis=0)] if seen.any() else None
-    out["mouth_colour_de"] = 0.0 if is_real else _finite(metrics.mouth_colour_difference(
-        lab, metrics.mouth_colour(real_frames, real_landmarks)))
+    out["mouth_colour_de"] = 0.0 if is_real else _finite(metrics.mouth_colour_difference(lab, real_lab))
     out["mouth_opening_mean"] = _finite(np.nanmean(opening)) if found.any() else None
     out["mouth_opening_std"] = _finite(np.nanstd(opening)) if found.any() else None
     out["mouth_opening_range"] = _finite(np.nanpercentile(opening, 90) - np.nanpercentile(opening, 10)) \
@@ -342,10 +345,11 @@ def evaluate_clips(generator, clips, out_dir: str, *, expert=None, identity_inde
         videos = {"model": generated, "static_baseline": static, "real": real}
         landmarks = {row: (real_landmarks if row == "real" else crop_landmarks(v)) for row, v in videos.items()}
         rows, openings = {}, {}
+        real_lab = metrics.mouth_colour(real, real_landmarks)  # every row's colour is read against it
         for row in ROWS:
             rows[row], openings[row] = row_measures(
                 videos[row], landmarks[row], real, landmarks["real"], clip.envelope, expert, clip.mfcc,
-                is_real=(row == "real"), max_offset=max_offset)
+                is_real=(row == "real"), max_offset=max_offset, real_lab=real_lab)
         entry = {"name": clip.name, "source": clip.source, "num_frames": t, "identity_frames": ids.tolist(),
                  "rows": rows,
                  "mouth_opening": {r: [_finite(x) for x in o] for r, o in openings.items()},

@@ -79,6 +79,12 @@ def report_progress(on_progress: Optional[ProgressCallback], stage: str, done: i
         on_progress(stage, min(int(done), int(total)), int(total))
 
 
+def report_frames(on_progress: Optional[ProgressCallback], written: int, total: int, every: int) -> None:
+    """'generation' progress after every `every` frames written (a generator batch) and at the last one."""
+    if written % every == 0 or written == total:
+        report_progress(on_progress, "generation", written, total)
+
+
 def _image_list(images) -> list:
     if isinstance(images, (str, os.PathLike, np.ndarray)):
         return [images]
@@ -124,8 +130,7 @@ def generate_video(checkpoint: Union[str, os.PathLike, "FrameGenerator"], images
         for frame in still_frames(generator, stills, wav, paste_back=paste_back, mask=mask, progress=progress):
             size = frame.shape[:2]
             writer.write(frame)
-            if writer.num_frames % generator.batch_size == 0 or writer.num_frames == n:
-                report_progress(on_progress, "generation", writer.num_frames, n)
+            report_frames(on_progress, writer.num_frames, n, generator.batch_size)
         report_progress(on_progress, "encoding", 0, 1)
     report_progress(on_progress, "encoding", 1, 1)
     return GenerateResult(path=str(writer.path), num_frames=writer.num_frames, width=size[1], height=size[0],

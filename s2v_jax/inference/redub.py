@@ -62,7 +62,7 @@ from s2v_jax import faces
 from s2v_jax.errors import MediaError, NoFaceError, S2VError
 from s2v_jax.faces import registration
 from s2v_jax.faces.compositing import face_mask, paste_face, to_crop_size, warp_frame
-from s2v_jax.inference.generate import ProgressCallback, report_progress
+from s2v_jax.inference.generate import ProgressCallback, report_frames, report_progress
 from s2v_jax.inference.generator import FrameGenerator
 from s2v_jax.media import audio as audio_lib
 from s2v_jax.media import video
@@ -432,8 +432,7 @@ def redub_video(checkpoint, video_path, audio_path, out_path, *, face_index: int
     with VideoWriter(out_path, audio=fit_audio(wav, n_out), preset=preset, crf=crf) as writer:
         for frame in redub_frames(generator, faces, wav, length=length, progress=progress, identity=mode):
             writer.write(frame)
-            if writer.num_frames % generator.batch_size == 0 or writer.num_frames == n_out:
-                report_progress(on_progress, "generation", writer.num_frames, n_out)
+            report_frames(on_progress, writer.num_frames, n_out, generator.batch_size)
         report_progress(on_progress, "encoding", 0, 1)
     report_progress(on_progress, "encoding", 1, 1)
     owned = faces.owner[source_indices(np.arange(n_out), faces.num_frames)] >= 0

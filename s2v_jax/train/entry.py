@@ -26,7 +26,7 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and the
 
 def own_info_only(record) -> bool:
     """Log filter: warnings from everyone, INFO lines only from s2v_jax (Orbax, TFDS and grain chatter dropped)."""
-    return record.levelno >= std_logging.WARNING or "s2v_jax" in record.pathname or "run_train" in record.pathname
+    return record.levelno >= std_logging.WARNING or "s2v_jax" in record.pathname
 
 
 def set_logging() -> None:
