@@ -36,6 +36,7 @@ def get_config() -> ml_collections.ConfigDict:
     d.frame_stride = 5              # every k-th frame of a track is a sample (paper: 5)
     d.min_identity_distance = 25    # identity frames at least this many frames from the target (1 s)
     d.identity_closed = 0           # not in the paper: > 1 = the identity still is the most closed mouth of this many drawn frames
+    d.identity_closed_prob = 1.0    # ... on this fraction of samples (the rest: the still drawn as in the paper)
     d.exclude = ""                  # comma-separated patterns on track source paths never sampled (e.g. 'grid_s1/sw*')
     d.repeat = ""                   # training only: 'pattern:factor,...', a matching track's samples appear factor times
     d.window_frames = 1             # consecutive target frames per sample (5: the judge's window, for the sync loss)

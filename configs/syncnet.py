@@ -42,7 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
     d.augment_jpeg = 0.0            # + JPEG re-compression (quality 30-90) with this probability (real video: 0.5)
     d.near_still = 0.0              # fraction of windows also given as a near-still copy (s2v_jax.data.near_still)
     d.near_still_motion = 0.3       # the copy keeps at most this fraction of the window's motion (20% frozen: none)
-    d.generated_negatives = ""      # a directory of generated copies (s2v_jax.data.generated_negatives; '' = none) ...
+    d.generated_negatives = ""      # directories of generated copies, comma-separated (s2v_jax.data.generated_negatives; '' = none) ...
     d.generated_negatives_prob = 0.5  # ... used instead of the shrunk copy on this fraction of a track's near-still windows
     d.holdout_sources = ""          # comma-separated source prefixes never trained on (e.g. 'tedx_ro/,lrs2_b/')
     d.repeat = ""                   # 'pattern:factor,...': oversample matching training tracks (e.g. 'lrs2/*:4')

@@ -17,14 +17,28 @@ orders; the generator trained against the training judge never sees the evaluati
         --config.train.init_from=workdirs/syncnet_loss --config.data.generated_negatives=workdirs/generated_shipped
     python run_train.py --config configs/syncnet_generated.py:eval --workdir workdirs/syncnet_real_g \
         --config.train.init_from=workdirs/syncnet_real --config.data.generated_negatives=workdirs/generated_shipped
+
+Stage 3 (roles `loss3`, `eval3`): the mouth-interior generator shipped 2026-12-07 (configs/real_small_interior.py),
+trained against the stage-2 training judge, opened mouths in a new way, and both stage-2 judges scored its
+closed-still video above the real video on 37 of 39 held-out clips. Stage 3 continues each shipped stage-2 judge
+(its exported weights in the package) with that generator's copies beside the warp-only model's (a window draws
+one of the copies its track has), at a lower learning rate and yet other sample orders:
+
+    python -m s2v_jax.inference.generated_negatives --out workdirs/generated_interior --data-dir data/tfds \
+        --generator shipped --skip tedx_ro/,lrs2_b/,voxceleb2_style/7414,voxceleb2_style/7961
+    python run_train.py --config configs/syncnet_generated.py:loss3 --workdir workdirs/syncnet_loss_3
+    python run_train.py --config configs/syncnet_generated.py:eval3 --workdir workdirs/syncnet_real_3
 """
 
 from configs import syncnet_loss, syncnet_real
 
 
 def get_config(role: str = "loss"):
-    if role not in ("loss", "eval"):
-        raise ValueError(f"configs/syncnet_generated.py:{role}: the role is 'loss' (training judge) or 'eval'")
+    if role not in ("loss", "eval", "loss3", "eval3"):
+        raise ValueError(f"configs/syncnet_generated.py:{role}: the role is 'loss' (training judge) or 'eval', "
+                         "or 'loss3' / 'eval3' for stage 3")
+    stage3 = role.endswith("3")
+    role = role.rstrip("3")
     config = (syncnet_loss if role == "loss" else syncnet_real).get_config()
     d, t = config.data, config.train
     t.init_from = "workdirs/syncnet_loss" if role == "loss" else "workdirs/syncnet_real"  # its own stage 1
@@ -39,4 +53,11 @@ def get_config(role: str = "loss"):
     t.warmup_steps = 100
     t.eval_every = 500
     t.checkpoint_every = 500
+    if stage3:  # from the shipped stage 2 (exported in the package), both generators' copies
+        t.init_from = "s2v_jax/assets/sync_loss" if role == "loss" else "s2v_jax/assets/sync_expert"
+        d.generated_negatives = "workdirs/generated_shipped,workdirs/generated_interior"
+        d.generated_negatives_prob = 0.7
+        d.shuffle_seed = 21 if role == "loss" else 22
+        t.num_steps = 1500
+        t.learning_rate = 2e-4
     return config

@@ -130,8 +130,8 @@ def test_identity_closed_draws_the_most_closed_mouth():
     opening = mouth_opening(tracks[0]["landmarks"])
     cfg = _config(**{"data.identity_closed": 8})
     source = input_pipeline.ArrayTrackSamples(tracks, stride=5, min_distance=12)
-    closed = input_pipeline._make_sample(cfg, augment=False, debug=True)
-    plain = input_pipeline._make_sample(_config(), augment=False, debug=True)
+    closed = input_pipeline.make_sample(cfg, augment=False, debug=True)
+    plain = input_pipeline.make_sample(_config(), augment=False, debug=True)
     picked, drawn = [], []
     for i in range(len(source)):
         picked.append(opening[int(closed.random_map(source[i], np.random.default_rng(i))["identity_frames"][0])])
@@ -140,3 +140,16 @@ def test_identity_closed_draws_the_most_closed_mouth():
     # the most closed of the drawn frames, never one within min_distance of the target
     out = closed.random_map(source[3], np.random.default_rng(0))
     assert abs(int(out["identity_frames"][0]) - int(out["target_frame"])) >= 12
+    # data.identity_closed_prob: that fraction of samples takes the closed still, the rest the plain draw
+    half = input_pipeline.make_sample(_config(**{"data.identity_closed": 8, "data.identity_closed_prob": 0.5}),
+                                       augment=False, debug=True)
+    same_plain, picks = 0, []
+    for i in range(len(source)):
+        for k in range(4):
+            f = [int(m.random_map(source[i], np.random.default_rng(100 * i + k))["identity_frames"][0])
+                 for m in (half, plain)]
+            same_plain += f[0] == f[1]
+            picks.append(opening[f[0]])
+    n = 4 * len(source)
+    assert 0.25 * n < same_plain < 0.85 * n, (same_plain, n)  # the plain draw on about half (and by chance)
+    assert np.mean(picked) < np.mean(picks) < np.mean(drawn), (np.mean(picked), np.mean(picks), np.mean(drawn))

@@ -144,7 +144,7 @@ def test_generated_copies_replace_the_shrunk_copy_with_the_same_window(tmp_path)
     import pytest
 
     from s2v_jax.data import sync_samples
-    from s2v_jax.data.generated_negatives import GeneratedCopies, choose_records
+    from s2v_jax.data.generated_negatives import GeneratedCopies, GeneratedSets, choose_records
     from s2v_jax.data.sync_inputs import frame_indices, video_input
     from s2v_jax.errors import DataError
 
@@ -163,7 +163,7 @@ def test_generated_copies_replace_the_shrunk_copy_with_the_same_window(tmp_path)
         GeneratedCopies(str(tmp_path / "absent"))
     config = toy_config(["data.near_still=1.0", "data.generated_negatives_prob=1.0"])
     loader = sync_samples.make_loader(sync_samples.ArrayTracks(tracks), config, batch_size=16, seed=0,
-                                      augment=False, debug=True, generated=copies)
+                                      augment=False, debug=True, generated=GeneratedSets([str(tmp_path)], "toy"))
     b = next(loader)
     assert set(b["record"].tolist()) == {0, 1}
     for i in range(16):
@@ -172,5 +172,25 @@ def test_generated_copies_replace_the_shrunk_copy_with_the_same_window(tmp_path)
             np.testing.assert_array_equal(b["video_still"][i], want)
         else:  # no generated copy: a shrunk real window (not constant per frame)
             assert b["video_still"][i].std() > 0
+    # a second generator's copies (DIR1,DIR2): record 0 has two, drawn per window; record 1 has one
+    other = tmp_path / "other"
+    other.mkdir()
+    made_b = {0: made + 1, 1: made + 2}
+    for r, m in made_b.items():
+        np.save(other / f"r{r:06d}.npy", m)
+    (other / "index.json").write_text(json.dumps({"dataset": "toy", "records": {"0": 40, "1": 40}}))
+    sets = GeneratedSets(f"{tmp_path},{other}", "toy")
+    assert len(sets) == 2 and len(sets.choices(0)) == 2 and len(sets.choices(1)) == 1
+    loader = sync_samples.make_loader(sync_samples.ArrayTracks(tracks), config, batch_size=32, seed=1,
+                                      augment=False, debug=True, generated=sets)
+    b = next(loader)
+    drawn = set()
+    for i in range(32):
+        r, idx = int(b["record"][i]), frame_indices(int(b["centre"][i]), 40)
+        options = {"a": made, "b": made_b[0]} if r == 0 else {"b": made_b[1]}
+        hits = [k for k, m in options.items() if np.array_equal(b["video_still"][i], video_input(m[idx], 56, True))]
+        assert len(hits) == 1, (r, hits)
+        drawn.add((r, hits[0]))
+    assert {(0, "a"), (0, "b"), (1, "b")} <= drawn
     picked = choose_records(["a/1", "a/2", "a/3", "b/1", "held/1"], 2, skip_prefixes=("held/",))
     assert len(picked) == 3 and sum(s.startswith("a/") for s in picked.values()) == 2 and picked[3] == "b/1"

@@ -19,7 +19,8 @@ the dataset). It resumes: a track whose file exists is skipped (files are writte
 under a temporary name, then renamed). The sync sampler uses a track's generated
 copy in place of its shrunk copy with probability `data.generated_negatives_prob`
 when `data.generated_negatives` names DIR (`GeneratedCopies`, here; the making needs a
-generator, so it lives above, in `s2v_jax.inference.generated_negatives`).
+generator, so it lives above, in `s2v_jax.inference.generated_negatives`). Several generators'
+copies: DIR1,DIR2 (`GeneratedSets`): each window draws one of the copies its track has, evenly.
 """
 
 import json
@@ -68,6 +69,23 @@ class GeneratedCopies:
         if n is None or (num_frames is not None and n != int(num_frames)):
             return None
         return np.load(track_path(self.root, record), mmap_mode="r")
+
+
+class GeneratedSets:
+    """Several generators' copies (`GeneratedCopies` of each root): `choices(record, num_frames)` -> the
+    list of copies this track has (memory-mapped), of which the sampler draws one per window."""
+
+    def __init__(self, roots, dataset: Optional[str] = None):
+        if isinstance(roots, str):
+            roots = [r.strip() for r in roots.split(",") if r.strip()]
+        self.sets = [GeneratedCopies(r, dataset=dataset) for r in roots]
+
+    def __len__(self) -> int:
+        """Tracks with at least one copy."""
+        return len(set().union(*(s.frames for s in self.sets))) if self.sets else 0
+
+    def choices(self, record: int, num_frames: Optional[int] = None):
+        return [c for c in (s.get(record, num_frames) for s in self.sets) if c is not None]
 
 
 def choose_records(sources, per_source: int, skip_prefixes=(), seed: int = 0) -> Dict[int, str]:
