@@ -5,7 +5,7 @@ in the package) to one person from a few minutes of their video.
     s2v generate --checkpoint workdirs/me --image me.jpg --audio speech.wav --out out.mp4
 
 1. Each video is tracked and registered as the corpus builder does
-   (`s2v_jax.data.preprocess`); its face tracks are cached in
+   (`s2v_jax.faces.preprocess`); its face tracks are cached in
    `W/tracks/<video>-<hash>.npz`, so a resumed run does not track again.
    Where several faces are seen, tracks of faces under 60% of the largest
    track's median width (listeners, background) are left out.
@@ -51,7 +51,7 @@ def speaker_tracks(video_path: str, cache_dir: str, progress: bool = True) -> Di
     """{'tracks': [{'frames', 'mfcc', 'landmarks', 'start'}], 'num_frames': F, 'skipped': [...]} of one
     video, from the cache when this video (path, size, mtime) was tracked before (a cache file of an
     earlier version, without landmarks, is tracked again)."""
-    from s2v_jax.data.preprocess import preprocess_video
+    from s2v_jax.faces.preprocess import preprocess_video
 
     if not os.path.isfile(video_path):
         raise S2VError(f"--video {video_path} does not exist or is not a file")
@@ -205,18 +205,13 @@ def finetune(videos: Sequence[str], workdir: str, *, checkpoint: Optional[str] =
     config.train.eval_batches = num_val_batches
 
     def train_loader_fn(cfg, *, process_index=0, process_count=1):
-        return input_pipeline.build_loader(train_source, input_pipeline._make_sample(cfg, bool(cfg.data.augment), False),
-                                           batch_size=input_pipeline.per_process_batch(cfg, process_count),
-                                           seed=int(cfg.data.shuffle_seed), process_index=process_index,
-                                           process_count=process_count)
+        return input_pipeline.train_loader(train_source, cfg, process_index=process_index, process_count=process_count)
 
     def eval_batches_fn(cfg, *, num_batches, process_index=0, process_count=1):
         vcfg = ml_collections.ConfigDict(cfg.to_dict())
         vcfg.data.min_identity_distance = val_distance
-        loader = input_pipeline.build_loader(val_source, input_pipeline._make_sample(vcfg, False, False),
-                                             batch_size=input_pipeline.per_process_batch(cfg, process_count), seed=0,
-                                             process_index=process_index, process_count=process_count)
-        return [next(loader) for _ in range(num_batches)]
+        return input_pipeline.eval_batches(val_source, vcfg, num_batches=num_batches, process_index=process_index,
+                                           process_count=process_count)
 
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "finetune_data.json"), "w") as f:

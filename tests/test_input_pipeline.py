@@ -13,6 +13,7 @@ pytest.importorskip("grain")
 import tfds_builders  # noqa: E402
 from configs import tiny  # noqa: E402
 from s2v_jax.data import input_pipeline  # noqa: E402
+from s2v_jax.data.loader import build_loader  # noqa: E402
 from s2v_jax.errors import DataError  # noqa: E402
 from s2v_jax.media import audio
 from tfds_builders import common  # noqa: E402
@@ -119,11 +120,12 @@ def test_resume_from_state_continues_exactly(data_dir):
 @pytest.mark.timeout(300)  # a stuck worker pool fails the test instead of hanging the suite
 @pytest.mark.slow  # spawns grain worker processes; on a loaded 2-core machine it has hung past 5 minutes
 def test_worker_processes_resume_exactly(data_dir):
-    """With workers each one batches its own share of the order (so the stream
-    depends on num_workers); a saved state resumes it exactly."""
+    """With workers each one batches its own share of the order, placed so that the stream is the one
+    without workers (GlobalOrder); a saved state resumes it exactly."""
     config = make_config(data_dir, data__num_workers=2)
     loader = input_pipeline.create_train_loader(config, debug=True)
-    take(loader, 2)
+    first = take(loader, 2)
+    assert_same(first, take(input_pipeline.create_train_loader(make_config(data_dir), debug=True), 2))
     state = loader.get_state()
     more = take(loader, 2)
     loader.close()
@@ -144,6 +146,49 @@ def test_processes_get_disjoint_shards(data_dir):
     assert not seen[0] & seen[1]
     with pytest.raises(DataError, match="split evenly"):
         input_pipeline.create_train_loader(config, process_count=3)
+
+
+class _Draw(__import__("grain.python", fromlist=["x"]).RandomMapTransform):
+    """The element's source index and one random draw of its rng."""
+
+    def random_map(self, element, rng):
+        return {"i": np.int64(element["i"]), "u": np.float64(rng.random())}
+
+
+class _Numbers:
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return {"i": i}
+
+    def __repr__(self):
+        return f"_Numbers({self.n})"
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_processes_draw_the_one_process_batches_row_for_row(processes):
+    """P processes of batch b make, batch by batch, exactly the rows (and random draws) of one process of
+    batch P b, in the same order: process p's rows are rows p b .. (p+1) b - 1; across epoch ends too."""
+    source, b, steps = _Numbers(13), 2, 9  # 13 samples: batches cross epoch boundaries
+    one = build_loader(source, _Draw(), batch_size=b * processes, seed=5)
+    parts = [build_loader(source, _Draw(), batch_size=b, seed=5, process_index=p,
+                                         process_count=processes) for p in range(processes)]
+    seen = []
+    for _ in range(steps):
+        whole = next(one)
+        rows = [next(part) for part in parts]
+        for key in ("i", "u"):
+            np.testing.assert_array_equal(whole[key], np.concatenate([r[key] for r in rows]))
+        seen.extend(whole["i"].tolist())
+    epochs = [sorted(seen[k:k + 13]) for k in range(0, len(seen) - 12, 13)]
+    assert all(e == list(range(13)) for e in epochs)  # each epoch is every sample once
+    assert seen[:13] != list(range(13))  # shuffled
+    other = build_loader(source, _Draw(), batch_size=b * processes, seed=6)
+    assert not np.array_equal(next(other)["i"], next(build_loader(source, _Draw(), batch_size=b * processes, seed=5))["i"])
 
 
 def test_eval_batches_are_deterministic_validation_samples(data_dir):
@@ -206,7 +251,7 @@ def test_exclude_leaves_out_the_matching_tracks_only(data_dir):
     # every other sample is the same (record, frame) pair: the record order is unchanged
     pairs = set(zip(full.records.tolist(), full.frames.tolist()))
     assert set(zip(kept.records.tolist(), kept.frames.tolist())) <= pairs
-    batch = next(input_pipeline.build_loader(kept, input_pipeline._make_sample(make_config(data_dir), False, True),
+    batch = next(build_loader(kept, input_pipeline.make_sample(make_config(data_dir), False, True),
                                              batch_size=8, seed=0))
     assert not set(batch["record"].tolist()) & dropped
 

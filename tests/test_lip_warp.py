@@ -27,7 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _batch(cfg, tracks, augment=False):
     source = input_pipeline.ArrayTrackSamples(tracks, stride=5, min_distance=12)
-    make = input_pipeline._make_sample(cfg, augment=augment, debug=True)
+    make = input_pipeline.make_sample(cfg, augment=augment, debug=True)
     rows = [make.random_map(source[i], np.random.default_rng(i)) for i in range(4)]
     return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 

@@ -3,10 +3,9 @@
 `run_train.py` on the tiny config and the synthetic tiny corpus, under pmap and on the mesh.
 One Orbax checkpoint is written (not one per process), metrics come from process 0 only, and
 after the pair is killed mid-run both resume from the checkpoint and end where an uninterrupted
-run ends. Equality with one process of 4 devices is a known gap, marked xfail (strict): each
-process samples its own shard of the records (grain's ShardOptions), so a step's global batch is
-not the one-process run's; making the union of the processes' batches the one-process order needs
-a sampler that slices one global order. Slow: about 3 minutes a mode on the 2-core CPU."""
+run ends; and the pair trains as one process of 4 devices does: each process draws its rows of every
+global batch of one shared order (s2v_jax.data.loader.GlobalOrder), so a duplicated or missing shard, or
+a process's own order, changes the final parameters. Slow: about 3 minutes a mode on the 2-core CPU."""
 
 import json
 import os
@@ -116,8 +115,6 @@ def test_two_processes_write_one_checkpoint_log_once_and_resume_after_a_kill(tin
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-@pytest.mark.xfail(strict=True, reason="each process samples its own record shard: a step's global batch is not the "
-                                       "one-process run's (a known gap of #33)")
 def test_two_processes_train_as_one_process_with_four_devices(tiny_data, tmp_path):
     one = tmp_path / "one"
     proc = subprocess.run(_argv(tiny_data, one, "pmap"), cwd=REPO, capture_output=True, text=True,

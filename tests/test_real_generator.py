@@ -93,7 +93,7 @@ def test_the_residual_region_confines_every_change_to_the_lower_face():
 def _batch(cfg, seed=0):
     tracks = _tracks(n=2, frames=40, seed=seed)
     source = input_pipeline.ArrayTrackSamples(tracks, stride=5, min_distance=12)
-    make = input_pipeline._make_sample(cfg, augment=False, debug=False)
+    make = input_pipeline.make_sample(cfg, augment=False, debug=False)
     rows = [make.random_map(source[i], np.random.default_rng(i)) for i in range(4)]
     return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
@@ -139,7 +139,7 @@ def test_sync_loss_needs_five_frame_windows():
 def test_the_judge_scores_real_windows_above_the_still(real_data):
     """On a real clip the frozen judge's window confidence is higher for the real frames
     than for the still repeated: the signal the sync loss trains the generator towards."""
-    from s2v_jax.data.preprocess import preprocess_video
+    from s2v_jax.faces.preprocess import preprocess_video
 
     cfg = _config()
     task = get_task(cfg)
@@ -147,7 +147,7 @@ def test_the_judge_scores_real_windows_above_the_still(real_data):
     t = max(pre.tracks, key=len)
     track = {"frames": t.crops, "mfcc": pre.mfcc_windows[t.start_frame:t.start_frame + len(t.crops)]}
     source = input_pipeline.ArrayTrackSamples([track], stride=5, min_distance=12)
-    make = input_pipeline._make_sample(cfg, augment=False, debug=False)
+    make = input_pipeline.make_sample(cfg, augment=False, debug=False)
     rows = [make.random_map(source[i], np.random.default_rng(i)) for i in range(len(source))]
     batch = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
     model = build_model(cfg)
@@ -196,7 +196,7 @@ def test_finetune_runs_keeps_the_best_and_resumes_without_tracking_again(real_da
     def no_tracking(*a, **k):
         raise AssertionError("the cached tracks should be used")
 
-    monkeypatch.setattr("s2v_jax.data.preprocess.preprocess_video", no_tracking)
+    monkeypatch.setattr("s2v_jax.faces.preprocess.preprocess_video", no_tracking)
     second = ft.finetune(videos, w, checkpoint=base_export, steps=6, batch_size=2, eval_every=2, progress=False)
     assert second["step"] == 6
     val_steps = [r["step"] for r in map(json.loads, open(os.path.join(w, "metrics.jsonl"))) if "val/l1" in r]

@@ -53,6 +53,7 @@ import numpy as np
 
 from s2v_jax.data.track_selection import (excluded_records, exclude_patterns, record_repeats, record_sources,
                                           repeat_factors)
+from s2v_jax.data.loader import Loader, build_loader
 from s2v_jax.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -202,12 +203,14 @@ class MakeSample(grain.RandomMapTransform):
     ('target_lips' [w, 40, 2] or [40, 2]) and the targets' inter-ocular
     distances ('target_iod' [w] or []), mirrored with the images. With `closed` c > 1
     (data.identity_closed) the first identity frame is the most closed mouth of c drawn frames
-    (the tracks' landmarks): a model that must open a closed photo's mouth."""
+    (the tracks' landmarks): a model that must open a closed photo's mouth; on a fraction
+    `closed_prob` (data.identity_closed_prob) of samples, the others keep the frame drawn as usual."""
 
     def __init__(self, num_identity: int, min_distance: int, augment: bool, debug: bool = False,
-                 window: int = 1, sync_negatives: int = 0, landmarks: bool = False, closed: int = 0):
+                 window: int = 1, sync_negatives: int = 0, landmarks: bool = False, closed: int = 0,
+                 closed_prob: float = 1.0):
         self.num_identity, self.min_distance = num_identity, min_distance
-        self.closed = int(closed)
+        self.closed, self.closed_prob = int(closed), float(closed_prob)
         self.augment, self.debug = augment, debug
         self.window, self.sync_negatives = int(window), int(sync_negatives)
         self.landmarks = bool(landmarks)
@@ -216,7 +219,7 @@ class MakeSample(grain.RandomMapTransform):
         ex, t = element["example"], element["frame"]
         n = int(ex["num_frames"])
         ids = identity_frames(rng, n, t, self.num_identity, self.min_distance)
-        if self.closed > 1 and "landmarks" in ex:
+        if self.closed > 1 and "landmarks" in ex and (self.closed_prob >= 1.0 or rng.random() < self.closed_prob):
             from s2v_jax.data.near_still import closest_to_closed
 
             drawn = identity_frames(rng, n, t, self.closed, self.min_distance)
@@ -292,32 +295,6 @@ def augment_pair(rng: np.random.Generator, target: np.ndarray, identity: np.ndar
 
 # ---------------------------------------------------------------- the loaders
 
-class Loader:
-    """Iterator of batch dicts with JSON-serialisable `get_state`/`set_state`."""
-
-    def __init__(self, data_loader: grain.DataLoader, num_samples: int, batch_size: int):
-        self._data_loader = data_loader
-        self._iterator = iter(data_loader)
-        self.num_samples, self.batch_size = num_samples, batch_size
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> Dict[str, np.ndarray]:
-        return {k: np.asarray(v) for k, v in next(self._iterator).items()}  # plain views of grain's arrays
-
-    def close(self) -> None:
-        """Stops grain's worker processes (they also stop when the loader is freed)."""
-        self._iterator = None
-        self._data_loader = None
-
-    def get_state(self) -> Dict[str, Any]:
-        return json.loads(self._iterator.get_state().decode())
-
-    def set_state(self, state: Dict[str, Any]) -> None:
-        self._iterator.set_state(json.dumps(state).encode())
-
-
 def _samples(config, split: str) -> TrackSamples:
     builder = ensure_dataset(config)
     num_frames = split_tracks(builder, split)
@@ -351,45 +328,45 @@ def per_process_batch(config, process_count: int) -> int:
     return batch
 
 
-def build_loader(source, transform, *, batch_size: int, seed: int, workers: int = 0, process_index: int = 0,
-                 process_count: int = 1, read_threads: int = 4, prefetch: int = 64) -> "Loader":
-    """The one way every task's batches are made: endless, shuffled (`seed`), sharded over
-    processes, `transform` (a grain map) per element, batched, resumable (`Loader`)."""
-    if len(source) == 0:
-        raise DataError(f"{source!r} has no samples")
-    shard = grain.ShardOptions(shard_index=process_index, shard_count=process_count, drop_remainder=True)
-    sampler = grain.IndexSampler(num_records=len(source), shard_options=shard, shuffle=True,
-                                 num_epochs=None, seed=seed)
-    ops = [transform, grain.Batch(batch_size=batch_size, drop_remainder=True)]
-    dl = grain.DataLoader(data_source=source, sampler=sampler, operations=ops, worker_count=workers,
-                          shard_options=shard,
-                          read_options=grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=prefetch))
-    return Loader(dl, len(source), batch_size)
-
-
-def _make_sample(config, augment: bool, debug: bool) -> "MakeSample":
+def make_sample(config, augment: bool, debug: bool) -> "MakeSample":
+    """The generator's per-sample grain transform (`MakeSample`) as the config sets it."""
     # The deblurring net's model config has no identity images: its samples still carry one
     # (unused), so it trains on every registered corpus the generator does.
     return MakeSample(int(config.model.num_identity_images), int(config.data.min_identity_distance), augment, debug,
                       window=int(config.data.window_frames),
                       sync_negatives=int(config.data.sync_negatives),
                       landmarks=float(config.train.lip_weight) > 0,
-                      closed=int(config.data.identity_closed))
+                      closed=int(config.data.identity_closed),
+                      closed_prob=float(config.data.identity_closed_prob))
 
 
-def create_train_loader(config, *, process_index: int = 0, process_count: int = 1, debug: bool = False) -> Loader:
-    """Endless, shuffled, sharded training batches (see the module docstring)."""
-    return build_loader(_samples(config, "train"), _make_sample(config, bool(config.data.augment), debug),
+def train_loader(source, config, *, process_index: int = 0, process_count: int = 1, debug: bool = False) -> Loader:
+    """Endless, shuffled, sharded training batches of any sample source (the TFDS corpus's
+    `TrackSamples`, in-memory `ArrayTrackSamples` of a fine-tune): the one training loader factory."""
+    return build_loader(source, make_sample(config, bool(config.data.augment), debug),
                         batch_size=per_process_batch(config, process_count), seed=int(config.data.shuffle_seed),
                         workers=int(config.data.num_workers), process_index=process_index,
                         process_count=process_count)
 
 
-def create_eval_batches(config, *, num_batches: int, process_index: int = 0, process_count: int = 1,
-                        debug: bool = False) -> List[Dict[str, np.ndarray]]:
-    """`num_batches` validation batches, the same on every call (fixed order,
-    identity frames and no augmentation); cycles if the split is smaller."""
-    loader = build_loader(_samples(config, "validation"), _make_sample(config, False, debug),
+def eval_batches(source, config, *, num_batches: int, process_index: int = 0, process_count: int = 1,
+                 debug: bool = False) -> List[Dict[str, np.ndarray]]:
+    """`num_batches` validation batches of any sample source, the same on every call (fixed order,
+    identity frames and no augmentation); cycles if the source is smaller."""
+    loader = build_loader(source, make_sample(config, False, debug),
                           batch_size=per_process_batch(config, process_count), seed=0,
                           process_index=process_index, process_count=process_count)
     return [next(loader) for _ in range(num_batches)]
+
+
+def create_train_loader(config, *, process_index: int = 0, process_count: int = 1, debug: bool = False) -> Loader:
+    """Endless, shuffled, sharded training batches of the TFDS corpus (see the module docstring)."""
+    return train_loader(_samples(config, "train"), config, process_index=process_index,
+                        process_count=process_count, debug=debug)
+
+
+def create_eval_batches(config, *, num_batches: int, process_index: int = 0, process_count: int = 1,
+                        debug: bool = False) -> List[Dict[str, np.ndarray]]:
+    """`eval_batches` of the TFDS corpus's validation split."""
+    return eval_batches(_samples(config, "validation"), config, num_batches=num_batches,
+                        process_index=process_index, process_count=process_count, debug=debug)

@@ -37,6 +37,7 @@ import ml_collections
 import numpy as np
 
 from s2v_jax.data import input_pipeline, track_selection
+from s2v_jax.data.loader import build_loader
 from s2v_jax.data import near_still as near_still_lib
 from s2v_jax.data.sync_inputs import audio_input, frame_indices, shift_candidates, video_input
 from tfds_builders.common import decode_frame
@@ -148,12 +149,13 @@ class MakeSyncSample(grain.RandomMapTransform):
                        near_still_motion=float(config.data.near_still_motion),
                        generated_prob=float(config.data.generated_negatives_prob))
         self.debug = debug
-        self.generated = generated  # GeneratedCopies of the split's records, or None
+        self.generated = generated  # GeneratedSets of the split's records, or None
 
     def random_map(self, element: Dict[str, Any], rng: np.random.Generator) -> Dict[str, np.ndarray]:
         ex = element["example"]
         n = int(ex["num_frames"])
-        generated = self.generated.get(element["record"], n) if self.generated is not None else None
+        copies = self.generated.choices(element["record"], n) if self.generated is not None else []
+        generated = copies[int(rng.integers(len(copies)))] if len(copies) > 1 else (copies[0] if copies else None)
         out = sync_sample(rng, ex["frames"], ex["mfcc"], n, int(element["frame"]),
                           landmarks=ex.get("landmarks"), generated=generated, **self.kw)
         if self.debug:  # where the example came from, for tests
@@ -175,10 +177,10 @@ class ArrayTracks(input_pipeline.ArrayTrackSamples):
 def make_loader(source, config: ml_collections.ConfigDict, *, batch_size: int, seed: int, augment: bool,
                 workers: int = 0, process_index: int = 0, process_count: int = 1, debug: bool = False,
                 generated=None):
-    """Endless shuffled batches of `source` as an input_pipeline.Loader (get_state/set_state).
-    `debug` adds each example's 'record' and 'centre' frame; `generated`: GeneratedCopies of the
+    """Endless shuffled batches of `source` as an loader.Loader (get_state/set_state).
+    `debug` adds each example's 'record' and 'centre' frame; `generated`: GeneratedSets of the
     source's records (training only)."""
-    return input_pipeline.build_loader(source, MakeSyncSample(config, augment, debug, generated),
+    return build_loader(source, MakeSyncSample(config, augment, debug, generated),
                                        batch_size=batch_size,
                                        seed=seed, workers=workers, process_index=process_index,
                                        process_count=process_count)
@@ -230,9 +232,9 @@ def create_train_loader(config, *, process_index: int = 0, process_count: int = 
     tracks' generated copies as near-still windows)."""
     generated = None
     if config.data.generated_negatives:
-        from s2v_jax.data.generated_negatives import GeneratedCopies
+        from s2v_jax.data.generated_negatives import GeneratedSets
 
-        generated = GeneratedCopies(config.data.generated_negatives, dataset=config.data.dataset)
+        generated = GeneratedSets(config.data.generated_negatives, dataset=config.data.dataset)
         log.info("%d training tracks have generated copies (%s), used on %.0f%% of their near-still windows",
                  len(generated), config.data.generated_negatives, 100 * float(config.data.generated_negatives_prob))
     return _train_loader(_tfds_source(config, "train"), config, process_index=process_index,
