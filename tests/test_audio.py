@@ -194,3 +194,24 @@ def test_real_lrs2_clip_audio(real_data):
 
     assert abs(len(wav) / SR - probe(clip).duration) < 0.05
     assert A.audio_windows(wav).shape == (A.num_video_frames(len(wav)), 12, 35)
+
+
+@pytest.mark.parametrize("n", [100, 16000, 16001, 45678])
+def test_numpy_mel_spectrogram_is_librosas(n):
+    """compute_mfcc's STFT and mel filters (numpy, no librosa import at run time) give
+    librosa.feature.melspectrogram's numbers with the same settings, at any length."""
+    import warnings
+
+    import librosa
+    import scipy.signal
+
+    x = np.random.default_rng(n).standard_normal(n) * 3000.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # librosa warns that n_fft exceeds a 100-sample signal
+        ref = librosa.feature.melspectrogram(
+            y=x, sr=A.SAMPLE_RATE, n_fft=512, hop_length=160, win_length=400,
+            window=scipy.signal.windows.hamming(400, sym=True), center=True, pad_mode="constant", power=1.0,
+            n_mels=40, fmin=300.0, fmax=3700.0, htk=True, norm=None)
+    got = A.mel_filters() @ A.stft_magnitude(x)
+    assert got.shape == ref.shape == (40, 1 + n // 160)
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)

@@ -17,6 +17,24 @@ from s2v_jax.media.speech import iter_audio_windows, load_speech
 from s2v_jax.media.video import VideoWriter
 
 
+def _in_threads(fn, items, ahead: int = 0) -> Iterator:
+    """fn(item) for each item, in order, computed by a pool of threads (one per core), at most `ahead`
+    (default 4 per thread) results in flight: frames at full resolution stay few in memory."""
+    import collections
+    import concurrent.futures
+
+    workers = max(1, min(4, os.cpu_count() or 1))
+    ahead = ahead or 4 * workers
+    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="s2v-composite") as pool:
+        pending = collections.deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def still_frames(generator: "FrameGenerator", stills: Stills, wav: np.ndarray, *, paste_back: bool = True,
                  mask: str = "face", progress: bool = False) -> Iterator[np.ndarray]:
     """The video's frames in order, uint8: the generated face pasted into the
@@ -39,14 +57,15 @@ def still_frames(generator: "FrameGenerator", stills: Stills, wav: np.ndarray, *
     chunk = generator.batch_size * max(1, 1024 // generator.batch_size)
     full_res = paste_back and generator.moves_pixels
     try:
+        if full_res:  # the model's next batch runs while threads move the photo's pixels for this one
+            flows = (flow for windows in iter_audio_windows(wav, n, chunk)
+                     for batch in generator.flow_batches(windows, identity) for flow in batch)
+            for frame in _in_threads(lambda flow: warp_frame(stills.photo, flow, m), flows):
+                yield frame
+                if bar is not None:
+                    bar.update(1)
+            return
         for windows in iter_audio_windows(wav, n, chunk):
-            if full_res:
-                for flows in generator.flow_batches(windows, identity):
-                    for flow in flows:
-                        yield warp_frame(stills.photo, flow, m)
-                    if bar is not None:
-                        bar.update(len(flows))
-                continue
             for batch in generator.generate_batches(windows, identity):
                 for face in batch:
                     yield paste_face(stills.photo, to_crop_size(face), m, mask_arr) if paste_back else face

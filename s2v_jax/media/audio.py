@@ -20,7 +20,10 @@ MFCC (`compute_mfcc`), following HTK's defaults as SPEC.md asks:
   where the Hamming window weight is 0.08);
 - 25 ms (400 sample) symmetric Hamming window, as HTK's (librosa's 'hamming'
   string would give the periodic variant), zero-padded to a 512-point FFT;
-  magnitude spectrum (librosa `power=1`), HTK's USEPOWER=F;
+  magnitude spectrum (librosa `power=1`), HTK's USEPOWER=F; computed in numpy
+  (`stft_magnitude`, `mel_filters`) with librosa.feature.melspectrogram's numbers
+  (tested), because librosa's first call costs 3-5 s of imports and numba
+  compilation in every process (a third of a short `s2v generate`);
 - 40 triangular mel filters from 300 to 3700 Hz on the HTK mel scale
   (`htk=True`), peak height 1 (`norm=None`) as in HTK; librosa interpolates
   the triangles linearly in Hz where HTK does so in mel, a sub-1% difference;
@@ -49,6 +52,7 @@ clip gets: round(duration * fps), half up, so the video lasts as long as the
 audio to within half a frame.
 """
 
+import functools
 import math
 import os
 import pathlib
@@ -198,10 +202,6 @@ def compute_mfcc(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     wav: float [N] in [-1, 1] at 16 kHz. Returns float32 [12, T], T = 1 + N // 160;
     column t is centred on time t / 100 s.
     """
-    import librosa
-    import scipy.fft
-    import scipy.signal
-
     wav = np.asarray(wav, dtype=np.float64)
     if wav.ndim != 1:
         raise ValueError(f"compute_mfcc expects mono audio of shape [N], got shape {wav.shape}")
@@ -211,16 +211,49 @@ def compute_mfcc(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise MediaError("the audio has no samples, so it has no MFCC; give a longer clip")
     x = wav * _INT16_SCALE
     x = np.append(x[0], x[1:] - _PREEMPH * x[:-1])  # pre-emphasis with x[-1] = 0
-    mel = librosa.feature.melspectrogram(
-        y=x, sr=sample_rate, n_fft=_N_FFT, hop_length=_HOP, win_length=_WIN,
-        window=scipy.signal.windows.hamming(_WIN, sym=True), center=True, pad_mode="constant",
-        power=1.0, n_mels=_N_MELS, fmin=_FMIN, fmax=_FMAX, htk=True, norm=None,
-    )  # fmt: skip
+    mel = mel_filters() @ stft_magnitude(x)
     logmel = np.log(np.maximum(mel, _MEL_FLOOR))
-    cep = scipy.fft.dct(logmel, type=2, axis=0, norm="ortho")[1 : NUM_COEFFS + 1]  # c1..c12
+    cep = _dct_rows() @ logmel  # c1..c12 of the orthonormal DCT-II (scipy.fft.dct(type=2, norm='ortho'))
     i = np.arange(1, NUM_COEFFS + 1)[:, None]
     cep *= 1.0 + (_LIFTER / 2.0) * np.sin(np.pi * i / _LIFTER)
     return cep.astype(np.float32)
+
+
+def stft_magnitude(x: np.ndarray) -> np.ndarray:
+    """|STFT| [257, 1 + N // 160] of a float64 signal: centred frames (256 zeros each side), the symmetric
+    400-point Hamming window centred in 512 points, hop 160; librosa.stft(center=True,
+    pad_mode='constant')'s numbers (tests/test_audio.py), without its import and numba compilation
+    (3-5 s in each new process)."""
+    pad = _N_FFT // 2
+    xp = np.pad(np.asarray(x, np.float64), (pad, pad), mode="constant")
+    frames = np.lib.stride_tricks.sliding_window_view(xp, _N_FFT)[::_HOP][: 1 + len(x) // _HOP]
+    window = np.zeros(_N_FFT)
+    left = (_N_FFT - _WIN) // 2
+    window[left:left + _WIN] = np.hamming(_WIN)  # symmetric, as scipy.signal.windows.hamming(sym=True)
+    return np.abs(np.fft.rfft(frames * window, axis=-1)).T
+
+
+@functools.lru_cache(maxsize=None)
+def _dct_rows() -> np.ndarray:
+    """Rows 1..12 of the orthonormal DCT-II matrix over the 40 mel bands: [12, 40] float64."""
+    n = np.arange(_N_MELS)
+    k = np.arange(1, NUM_COEFFS + 1)[:, None]
+    return np.sqrt(2.0 / _N_MELS) * np.cos(np.pi * k * (2 * n + 1) / (2 * _N_MELS))
+
+
+@functools.lru_cache(maxsize=None)
+def mel_filters() -> np.ndarray:
+    """The 40 triangular filters [40, 257] (float32): HTK mel scale 300-3700 Hz, peak 1, triangles linear in
+    Hz, as librosa.filters.mel(htk=True, norm=None) makes them (tests/test_audio.py)."""
+    fft_hz = np.linspace(0.0, SAMPLE_RATE / 2.0, 1 + _N_FFT // 2)
+    to_mel = lambda f: 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)  # noqa: E731
+    edges = 700.0 * (10.0 ** (np.linspace(to_mel(_FMIN), to_mel(_FMAX), _N_MELS + 2) / 2595.0) - 1.0)
+    ramps = edges[:, None] - fft_hz[None, :]
+    widths = np.diff(edges)
+    out = np.empty((_N_MELS, len(fft_hz)), np.float32)
+    for i in range(_N_MELS):
+        out[i] = np.maximum(0.0, np.minimum(-ramps[i] / widths[i], ramps[i + 2] / widths[i + 1]))
+    return out
 
 
 def frame_centre_steps(num_frames: int, fps: float = VIDEO_FPS) -> np.ndarray:

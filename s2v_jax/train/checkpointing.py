@@ -15,6 +15,7 @@ Each step directory is an Orbax composite of four items:
 
 import json
 import os
+import types
 from typing import Any, Dict, Optional, Tuple
 
 import jax
@@ -26,7 +27,7 @@ import orbax.checkpoint as ocp
 from s2v_jax.config_utils import config_to_json_dict, stored_config
 from s2v_jax.errors import TrainingError
 from s2v_jax.train import export
-from s2v_jax.train.state import abstract_train_state
+from s2v_jax.train.state import abstract_train_state, abstract_variables
 from s2v_jax.train.tasks import TASKS, get_task
 
 STATE, DATA, META, CONFIG = "state", "data", "meta", "config"
@@ -277,7 +278,7 @@ def read_config(step_dir: str) -> ml_collections.ConfigDict:
 
 def _matching(variables, abstract_state, message: str) -> Dict[str, Any]:
     """`variables` ({'params', 'batch_stats'}) as jax arrays, checked against the shapes of the model's
-    abstract train state; TrainingError(`message`) when they differ."""
+    abstract train state (anything with .params and .batch_stats); TrainingError(`message`) when they differ."""
     want = {"params": abstract_state.params, "batch_stats": abstract_state.batch_stats}
     got_shapes = jax.tree.map(np.shape, variables)
     want_shapes = jax.tree.map(lambda x: tuple(x.shape), want)
@@ -346,7 +347,8 @@ def load_checkpoint(path: str, tasks: Optional[Tuple[str, ...]] = None, hint: st
     if export.is_exported(path):
         config, variables = export.load_exported(path)
         task = _check_task(config, path, tasks, hint)
-        abstract = abstract_train_state(config, task.build_model(config), task)
+        shapes = abstract_variables(config, task.build_model(config), task)  # no optimizer: inference only
+        abstract = types.SimpleNamespace(params=shapes["params"], batch_stats=shapes.get("batch_stats", {}))
         variables = _matching({"params": variables.get("params", {}), "batch_stats": variables.get("batch_stats", {})},
                               abstract, f"exported model {path}: its weights do not match the model its config.json "
                               "describes; export it again with this version (s2v export)")
