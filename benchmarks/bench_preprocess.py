@@ -96,7 +96,7 @@ def bench_stages(path, frames: int) -> dict:
 
 
 def bench_end_to_end(path, frames: int) -> dict:
-    from s2v_jax.data import preprocess
+    from s2v_jax.faces import preprocess
 
     t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
     extractor = preprocess.TrackExtractor(path, max_frames=frames)

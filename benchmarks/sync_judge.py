@@ -146,7 +146,7 @@ def landmark_measure(manual_dir: str, min_frames: int):
 
 def video_segments(path: str, segment_s: float):
     """Pieces of `segment_s` seconds of the largest face track of a video outside the corpus."""
-    from s2v_jax.data.preprocess import preprocess_video
+    from s2v_jax.faces.preprocess import preprocess_video
     from s2v_jax.faces import largest_track, quiet_native_logs
 
     with quiet_native_logs():

@@ -28,3 +28,7 @@ class DataError(S2VError):
 
 class TrainingError(S2VError):
     """Training cannot go on (non-finite loss, bad checkpoint, ...)."""
+
+
+class MissingDependencyError(S2VError):
+    """An optional part of the library is used without the package it needs (its extra names it)."""

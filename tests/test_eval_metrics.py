@@ -174,7 +174,7 @@ def advance(wav, frames):
 @pytest.mark.parametrize("clip", REAL_CLIPS)
 def test_landmark_offset_recovers_audio_shift_on_real_clips(real_data, clip):
     from s2v_jax import faces
-    from s2v_jax.data.preprocess import preprocess_video
+    from s2v_jax.faces.preprocess import preprocess_video
     from s2v_jax.media import audio
 
     path = real_data / clip

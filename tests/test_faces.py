@@ -182,3 +182,34 @@ def test_tracker_drops_short_tracks(real_data):
     tracker = faces.FaceTracker(min_track_frames=12)
     tracks = [t for f in frames for t in tracker.update(f)] + tracker.finish()
     assert tracks == [] and tracker.short_tracks == 1
+
+
+def test_face_tools_without_mediapipe_name_the_install_command(monkeypatch, tmp_path):
+    """A core install has no mediapipe (the `faces` extra brings it): finding a face then stops with one
+    MissingDependencyError naming the extra, in the library and on the command line (exit 2, no traceback)."""
+    import subprocess
+    import sys
+
+    from s2v_jax.errors import MissingDependencyError
+    from s2v_jax.faces import detection
+
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # `import mediapipe` raises ImportError
+    detection._face_detection.cache_clear()
+    try:
+        with pytest.raises(MissingDependencyError, match=r"s2v_jax\[faces\]"):
+            faces.detect_faces(np.zeros((64, 64, 3), np.uint8))
+        with pytest.raises(MissingDependencyError, match=r"s2v_jax\[faces\]"):
+            faces.LandmarkDetector()
+    finally:
+        detection._face_detection.cache_clear()
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.full((128, 128, 3), 128, np.uint8))
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "mediapipe.py").write_text("raise ImportError('mediapipe hidden for this test')\n")
+    env = dict(__import__("os").environ, PYTHONPATH=str(hide))
+    run = subprocess.run([sys.executable, "-m", "s2v_jax.cli", "align", "--image", str(photo)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    err = [l for l in run.stderr.splitlines() if l.strip()]
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr and any('s2v_jax[faces]' in l for l in err), run.stderr

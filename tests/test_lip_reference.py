@@ -118,7 +118,7 @@ def test_reference_fitted_on_real_sentences_follows_a_known_delay(real_data):
     """Fitted on 30 GRID sentences of one speaker (grid_s1), it follows a delay of the sound by
     4 and -3 frames on 3 of his sentences it never saw."""
     from s2v_jax import faces
-    from s2v_jax.data.preprocess import preprocess_video
+    from s2v_jax.faces.preprocess import preprocess_video
     from s2v_jax.media import audio
 
     videos = sorted((real_data / "corpus" / "grid_s1").glob("*.mp4"))

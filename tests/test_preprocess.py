@@ -1,4 +1,4 @@
-"""Video -> registered face tracks (s2v_jax.data.preprocess) and `s2v inspect`, on real clips.
+"""Video -> registered face tracks (s2v_jax.faces.preprocess) and `s2v inspect`, on real clips.
 
 Every clip of the corpus gives a track; the fast suite reads the first 25
 frames of each voxceleb2-style, GRID and single-speaker clip and of a few LRS2
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from s2v_jax import faces
-from s2v_jax.data import preprocess
+from s2v_jax.faces import preprocess
 from s2v_jax.errors import MediaError
 from s2v_jax.faces import registration as reg
 

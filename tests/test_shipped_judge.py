@@ -141,7 +141,7 @@ def test_sync_scores_the_speaking_face_not_the_largest(judge, real_data, tmp_pat
 @pytest.fixture(scope="module")
 def held_out_track(real_data):
     """A held-out lrs2_b clip's registered crops, MFCC windows and landmarks (the largest face track)."""
-    from s2v_jax.data.preprocess import preprocess_video
+    from s2v_jax.faces.preprocess import preprocess_video
     from s2v_jax.evaluation.evaluate import crop_landmarks
     from s2v_jax.faces import largest_track, quiet_native_logs
 

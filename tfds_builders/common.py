@@ -3,7 +3,7 @@
 One example = one face track of one video: the registered 112x112 crops of
 every frame (one JPEG per frame, so a sample decodes only the frames it uses),
 the MFCC window of each frame ([T, 12, 35], frame k's window centred on time
-k / 25 s, as `s2v_jax.data.preprocess` computes it), landmarks and metadata.
+k / 25 s, as `s2v_jax.faces.preprocess` computes it), landmarks and metadata.
 
 Example keys are 128-bit integers (md5 of `<source>#<track>`) and the builders
 set `disable_shuffling`, so TFDS writes records sorted by key: the record order
@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from s2v_jax.errors import MediaError, NoFaceError
+from s2v_jax.faces import preprocess as faces_preprocess  # registration of a video (mediapipe imported on use)
 
 log = logging.getLogger("s2v_jax.build")
 
@@ -139,11 +140,9 @@ def decode_text(value) -> str:
 
 
 def preprocess_video(path: str):
-    """`s2v_jax.data.preprocess.preprocess_video` keeping tracks of any length, so
+    """`s2v_jax.faces.preprocess.preprocess_video` keeping tracks of any length, so
     that short ones are reported here as skipped (tests replace this)."""
-    from s2v_jax.data.preprocess import preprocess_video as run  # mediapipe: import lazily
-
-    return run(path, min_track_frames=1)
+    return faces_preprocess.preprocess_video(path, min_track_frames=1)
 
 
 def skip_record(clip: Clip, reason: str, detail: str = "", track_index: Optional[int] = None) -> Dict[str, Any]:

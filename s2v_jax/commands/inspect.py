@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     import math
     import os
 
-    from s2v_jax.data import preprocess
+    from s2v_jax.faces import preprocess
     from s2v_jax.errors import MediaError
     from s2v_jax.media import audio, video
     from s2v_jax.media.paths import refuse_overwriting_inputs

@@ -47,7 +47,7 @@ import numpy as np
 from s2v_jax import assets, faces
 from s2v_jax.data.input_pipeline import ensure_dataset
 from s2v_jax.data.near_still import closest_to_closed
-from s2v_jax.data.preprocess import preprocess_video
+from s2v_jax.faces.preprocess import preprocess_video
 from s2v_jax.data.sync_inputs import resize_crops
 from s2v_jax.errors import DataError, MediaError, S2VError
 from s2v_jax.evaluation import metrics

@@ -113,7 +113,7 @@ def score_video(expert: SyncExpert, video_path, audio_path=None, max_offset: int
     highest LSE-C is reported, the judge as active-speaker detector (as SyncNet is used to
     find the speaker in LRS2); 'largest': the largest face, whoever speaks. 'track' in the
     result lists every candidate's LSE-C."""
-    from s2v_jax.data.preprocess import TrackExtractor
+    from s2v_jax.faces.preprocess import TrackExtractor
     from s2v_jax.faces import largest_track, quiet_native_logs
     from s2v_jax.media import audio, video
 

@@ -8,6 +8,7 @@ from typing import List, Sequence
 import cv2
 import numpy as np
 
+from s2v_jax.faces.backend import mediapipe
 from s2v_jax.faces.landmarks import quiet_native_logs, to_rgb
 
 
@@ -41,8 +42,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 @functools.lru_cache(maxsize=None)
 def _face_detection(model_selection: int, min_score: float):
     """One MediaPipe detector per (model, threshold), built on first use and reused."""
-    import mediapipe as mp
-
+    mp = mediapipe()
     with quiet_native_logs():
         return mp.solutions.face_detection.FaceDetection(
             model_selection=model_selection, min_detection_confidence=min_score)

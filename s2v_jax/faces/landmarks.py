@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from s2v_jax.errors import MediaError
+from s2v_jax.faces.backend import mediapipe
 
 # Landmark index groups of the MediaPipe face mesh topology.
 RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
@@ -150,8 +151,7 @@ class LandmarkDetector:
     def __init__(self, static_image_mode: bool = True, refine_landmarks: bool = True,
                  roi_size: int = 256, min_detection_confidence: float = 0.5,
                  min_tracking_confidence: float = 0.5):
-        import mediapipe as mp
-
+        mp = mediapipe()
         self.roi_size = roi_size
         self.num_points = NUM_LANDMARKS if refine_landmarks else 468
         with quiet_native_logs():

@@ -1,6 +1,6 @@
 """Following faces through a video: HSV shot boundaries (the paper's first
 data-preparation stage) and `FaceTracker`, which follows every face from shot
-to shot frame by frame, with bounded memory (see `s2v_jax.data.preprocess`)."""
+to shot frame by frame, with bounded memory (see `s2v_jax.faces.preprocess`)."""
 
 import dataclasses
 from typing import Iterable, List, Optional, Sequence

@@ -6,7 +6,7 @@
 
 The corpus is rendered into `<data_dir>/downloads/synthetic/<config>-seed<seed>`
 (kept, so a rebuild skips rendering), then every clip goes through
-`s2v_jax.data.preprocess.preprocess_video` like a real one. Examples have the
+`s2v_jax.faces.preprocess.preprocess_video` like a real one. Examples have the
 `registered_faces` features plus the synthetic ground truth of each track
 frame (`gt_mouth_open`, `gt_mouth_width`, `gt_phoneme`: the values of video
 frame `start_frame + i` for track frame i). Split by speaker: the last
