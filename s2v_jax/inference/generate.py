@@ -146,6 +146,7 @@ def generate_video(checkpoint: Union[str, os.PathLike, "FrameGenerator"], images
             warnings.warn(note, stacklevel=2)
         size = None
         n = audio_lib.num_video_frames(len(wav))
+        report_progress(on_progress, "generation", 0, n)  # the first batch takes a while
         for frame in still_frames(generator, stills, wav, paste_back=paste_back, mask=mask, progress=progress):
             size = frame.shape[:2]
             writer.write(frame)

@@ -430,6 +430,7 @@ def redub_video(checkpoint, video_path, audio_path, out_path, *, face_index: int
         warnings.warn(note, stacklevel=2)
     n_out = output_length(faces.num_frames, audio_lib.num_video_frames(len(wav)), length)
     with VideoWriter(out_path, audio=fit_audio(wav, n_out), preset=preset, crf=crf) as writer:
+        report_progress(on_progress, "generation", 0, n_out)  # the first batch takes a while
         for frame in redub_frames(generator, faces, wav, length=length, progress=progress, identity=mode):
             writer.write(frame)
             report_frames(on_progress, writer.num_frames, n_out, generator.batch_size)
