@@ -1,5 +1,6 @@
-"""A PyTorch port of the same v201 generator (audio encoder + bilinear decoder,
-identity features cached), used only as the speed peer in bench_generate.py.
+"""A PyTorch port of the same v201 generator (audio encoder + identity encoder +
+bilinear decoder), used only as the speed peer in bench_generate.py (identity
+features cached) and bench_train_step.py (the full forward, as training runs it).
 
 Layer for layer the same as s2v_jax's `configs/v201.py` model: same shapes,
 same channel counts, same FLOPs; weights are random (speed only).
@@ -77,3 +78,6 @@ class V201(nn.Module):
         emb, a, b, c = ident
         z = torch.cat([self.audio(mfcc), emb.expand(mfcc.shape[0], -1)], 1)
         return self.decoder(z, a, b, c)
+
+    def forward(self, mfcc, identity):  # [B, 1, 12, 35], [B, 15, 112, 112] -> [B, 3, 109, 109]
+        return self.generate_from_identity(mfcc, self.identity(identity))

@@ -25,6 +25,9 @@ from s2v_jax.train.tasks import get_task
 from s2v_jax.train.tasks.base import Batch, Task
 from s2v_jax.train.tasks.generator import GeneratorTask
 
+# optax >= 0.2.5 has optax.tree.norm (global_norm warns on every step there); older releases only the latter
+_global_norm = optax.tree.norm if hasattr(getattr(optax, "tree", None), "norm") else optax.global_norm
+
 EVAL_STREAM = 1 << 30  # fold_in value of the eval randomness; train folds in the step (< 2^30)
 
 
@@ -41,7 +44,7 @@ def train_step(state: TrainState, batch: Batch, *, task: Task = GeneratorTask(),
     if axis_name is not None:
         grads = jax.lax.pmean(grads, axis_name)
         metrics = jax.lax.pmean(metrics, axis_name)
-    metrics["grad_norm"] = optax.global_norm(grads)
+    metrics["grad_norm"] = _global_norm(grads)
     if lr_fn is not None:
         metrics["learning_rate"] = lr_fn(state.step)
     return state.apply_gradients(grads=grads, batch_stats=new_stats), metrics
