@@ -316,3 +316,22 @@ def test_the_deblurring_nets_config_loads_a_registered_corpus(data_dir):
     batch = next(input_pipeline.create_train_loader(config))
     assert batch["target"].shape == (4, 112, 112, 3) and batch["target"].dtype == np.uint8
     assert batch["target"].std() > 0
+
+
+def test_every_process_resumes_from_the_one_saved_loader_state():
+    """A job writes one checkpoint, with process 0's loader state; every process restores that state
+    (grain checks the source's repr against it) and goes on with exactly its own next rows."""
+    source, b, processes = _Numbers(13), 2, 2
+    parts = [build_loader(source, _Draw(), batch_size=b, seed=5, process_index=p, process_count=processes)
+             for p in range(processes)]
+    for part in parts:
+        [next(part) for _ in range(3)]
+    saved = json.loads(json.dumps(parts[0].get_state()))  # the checkpoint's copy: process 0's
+    expected = [[next(part) for _ in range(4)] for part in parts]
+    for p in range(processes):
+        resumed = build_loader(source, _Draw(), batch_size=b, seed=5, process_index=p, process_count=processes)
+        resumed.set_state(saved)
+        for want in expected[p]:
+            got = next(resumed)
+            for key in ("i", "u"):
+                np.testing.assert_array_equal(want[key], got[key])

@@ -89,9 +89,6 @@ def tiny_data(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-@pytest.mark.xfail(strict=False, reason="not yet reliable on the 2-core CPU (#33 open): runs that pass end to end "
-                                        "alternate with Orbax's multihost barrier ('set_value_start is already "
-                                        "ongoing') and gloo's 30 s key-value timeouts while both processes compile")
 @pytest.mark.parametrize("parallel", ["pmap", "mesh"])
 def test_two_processes_write_one_checkpoint_log_once_and_resume_after_a_kill(tiny_data, tmp_path, parallel):
     two = tmp_path / "two"
@@ -123,4 +120,13 @@ def test_two_processes_train_as_one_process_with_four_devices(tiny_data, tmp_pat
     two = tmp_path / "two"
     codes, errs = _two_processes(tiny_data, two, "pmap")
     assert codes == [0, 0], errs[0][-3000:] + errs[1][-3000:]
-    assert _max_diff(_params(one), _params(two)) < 1e-5
+    # The same batches, step for step: the training losses agree to float32 rounding at every logged
+    # step (another sample order, or a shard drawn twice, moves them by 1e-3 or more from step 4 on).
+    losses = [{r["step"]: r["train/loss"] for r in map(json.loads, open(w / "metrics.jsonl")) if "train/loss" in r}
+              for w in (one, two)]
+    assert sorted(losses[0]) == sorted(losses[1]) == list(range(4, STEPS + 1, 4))
+    assert max(abs(losses[0][k] - losses[1][k]) for k in losses[0]) < 2e-5, losses
+    # The parameters: the gradient's cross-process sum (gloo) adds in another order than one process's
+    # all-reduce, and at the tiny config's learning rate (0.05) those last-bit differences grow to about
+    # 6e-3 in 24 steps (measured 2026-12-07); each process sampling its own shard left them 1.03 apart.
+    assert _max_diff(_params(one), _params(two)) < 0.05

@@ -82,8 +82,11 @@ class GlobalOrder(grain.RandomAccessDataSource):
     def __getstate__(self):
         return {**self.__dict__, "_epoch": None, "_perm": None}
 
-    def __repr__(self) -> str:  # grain checks it when restoring a state
-        return (f"GlobalOrder({self.source!r}, seed={self.seed}, part {self.index} of {self.count} x {self.batch}, "
+    def __repr__(self) -> str:
+        # grain compares it with the one in a restored state. Not the process index: the job writes one
+        # checkpoint (process 0's loader state) and every process resumes from it; a process's state is
+        # only how many of its local elements were read, the same count on every process.
+        return (f"GlobalOrder({self.source!r}, seed={self.seed}, {self.count} process(es) x {self.batch}, "
                 f"{self.workers} reader(s))")
 
 

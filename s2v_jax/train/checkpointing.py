@@ -186,6 +186,11 @@ class Checkpointer:
         manager = self.best if best else self.periodic
         if manager.latest_step() == step:
             return  # already saved at this step (e.g. a periodic step that is also the last)
+        if jax.process_count() > 1:
+            # One save in flight at a time: the finalising thread of every Orbax manager meets the other
+            # processes at a barrier of one fixed name, so a periodic and a best save finalising together
+            # fail ('Barrier ThreadSaveMultiHostValueHolder:set_value_start is already ongoing').
+            self.wait()
         args = ocp.args.Composite(**{
             STATE: ocp.args.StandardSave(state),
             DATA: ocp.args.JsonSave(data_state),
