@@ -276,11 +276,11 @@ def lip_inputs(example, identity_frame: int, target_frames, width: int, flip: bo
     return {"identity_lips": ident, "target_lips": target, "target_iod": iod}
 
 
-def augment_pair(rng: np.random.Generator, target: np.ndarray, identity: np.ndarray, return_flip: bool = False):
-    """One random brightness/contrast change and horizontal flip, the same for
-    target and identity frames (a mirror keeps the centred mouth in place).
-    Images are [..., H, W, C]: a window of targets [w, H, W, 3] flips as one.
-    `return_flip`: also whether this draw mirrored them (for their landmarks)."""
+def jitter_images(rng: np.random.Generator, *images: np.ndarray):
+    """One random brightness/contrast change (contrast in 0.8..1.2 about grey 128, brightness +-20) and,
+    on half the draws, a horizontal flip, the same for every image given ([..., H, W, C]; a window of
+    frames [w, H, W, 3] or frames stacked on channels [H, W, 3w] flips as one). The generator's and
+    the judge's samplers both augment through it. Returns (the images, whether they were mirrored)."""
     contrast, brightness = rng.uniform(0.8, 1.2), rng.uniform(-20.0, 20.0)
     flip = rng.random() < 0.5
 
@@ -288,9 +288,16 @@ def augment_pair(rng: np.random.Generator, target: np.ndarray, identity: np.ndar
         y = np.clip((x.astype(np.float32) - 128.0) * contrast + 128.0 + brightness, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(y[..., ::-1, :]) if flip else y
 
+    return [jitter(x) for x in images], flip
+
+
+def augment_pair(rng: np.random.Generator, target: np.ndarray, identity: np.ndarray, return_flip: bool = False):
+    """`jitter_images` of target and identity frames (a mirror keeps the centred mouth in place).
+    `return_flip`: also whether this draw mirrored them (for their landmarks)."""
+    (target, identity), flip = jitter_images(rng, target, identity)
     if return_flip:
-        return jitter(target), jitter(identity), flip
-    return jitter(target), jitter(identity)
+        return target, identity, flip
+    return target, identity
 
 
 # ---------------------------------------------------------------- the loaders

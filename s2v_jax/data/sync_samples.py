@@ -54,13 +54,6 @@ def _frame(frames, j: int) -> np.ndarray:
     return np.asarray(x)
 
 
-def _jitter(rng: np.random.Generator, video: np.ndarray) -> np.ndarray:
-    """Random contrast/brightness and a horizontal flip of stacked frames (lip sync is unchanged)."""
-    contrast, brightness = rng.uniform(0.8, 1.2), rng.uniform(-20.0, 20.0)
-    out = np.clip((video.astype(np.float32) - 128.0) * contrast + 128.0 + brightness, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(out[:, ::-1]) if rng.random() < 0.5 else out
-
-
 def _translate(rng: np.random.Generator, crops: np.ndarray, max_px: int, max_deg: float = 0.0,
                max_scale: float = 0.0) -> np.ndarray:
     """The same random shift of up to `max_px` pixels, rotation of up to `max_deg` degrees and scaling by
@@ -122,7 +115,7 @@ def sync_sample(rng: np.random.Generator, frames, mfcc, num_frames: int, centre:
     video = np.concatenate([video_input(crops[i:i + n], lower_face_top, grayscale)
                             for i in range(0, len(crops), n)], axis=-1)
     if augment:
-        video = _jitter(rng, video)
+        (video,), _ = input_pipeline.jitter_images(rng, video)  # [H, W, 3n]: W is axis 1
     if near_still > 0 and not use_still:  # the copy that does not count: the window itself (augmented once)
         video = np.concatenate([video, video], axis=-1)
     mfcc = np.asarray(mfcc)
