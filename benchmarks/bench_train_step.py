@@ -41,15 +41,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def _timed_steps(step, warmup: int, iters: int) -> float:
-    """Seconds per call of `step` (which blocks on its outputs) after `warmup` untimed calls."""
-    for _ in range(warmup):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        step()
-    return (time.perf_counter() - t0) / iters
+from bench_generate import _time as _timed_steps  # noqa: E402  (warm-up calls, then the mean of timed calls)
 
 
 def load(config_path, batch=None, dtype=None, overrides=()):
