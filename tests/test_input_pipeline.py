@@ -335,3 +335,13 @@ def test_every_process_resumes_from_the_one_saved_loader_state():
             got = next(resumed)
             for key in ("i", "u"):
                 np.testing.assert_array_equal(want[key], got[key])
+
+
+def test_a_state_from_another_sample_order_is_one_clear_error():
+    """A work directory written by another loader (an earlier s2v_jax's order, another dataset or batch)
+    is refused by name, with what to do, not with grain's traceback."""
+    old = build_loader(_Numbers(13), _Draw(), batch_size=2, seed=5)
+    next(old)
+    other = build_loader(_Numbers(14), _Draw(), batch_size=2, seed=5)
+    with pytest.raises(DataError, match=r"another sample order \(GlobalOrder\(_Numbers\(13\).*init_from"):
+        other.set_state(old.get_state())

@@ -34,7 +34,16 @@ class Loader:
         return json.loads(self._iterator.get_state().decode())
 
     def set_state(self, state: Dict[str, Any]) -> None:
-        self._iterator.set_state(json.dumps(state).encode())
+        try:
+            self._iterator.set_state(json.dumps(state).encode())
+        except ValueError as e:  # grain: the saved state names another data source (repr) than this loader's
+            if "does not match" not in str(e):
+                raise
+            saved = str(state.get("data_source", "")) or "another sample order"
+            raise DataError(f"the checkpoint's data position was saved by another sample order ({saved}) than "
+                            "this run's: it cannot resume its data exactly "
+                            "(a work directory from an earlier s2v_jax, or another dataset or batch size). Start a new "
+                            "--workdir, with --config.train.init_from=OLD_WORKDIR to keep its weights") from None
 
 
 class GlobalOrder(grain.RandomAccessDataSource):
