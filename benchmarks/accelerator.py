@@ -8,6 +8,19 @@ it is tested before GPU time is spent.
         --dataset registered_faces/folder
     python benchmarks/accelerator.py --tiny --out /tmp/acc.json          # CPU check, about 2 minutes
 
+The carried dataset (built here, with the face tools; 55 MB of records, under the device tool's 64 MB):
+four small sources of the real corpus, 14 MB of video (`../shared/data/real/corpus/{lrs2,styletalk,
+voxceleb2_style,grid}`, licences in its README: LRS2 research-only), as `registered_faces/folder` (a top-level folder is one identity; md5 split), 70 s to
+build on the 2-core CPU (2026-12-07):
+
+    mkdir -p data/acc_videos && for s in lrs2 styletalk voxceleb2_style grid; do \\
+        ln -sfn "$(realpath ../shared/data/real/corpus/$s)" data/acc_videos/$s; done
+    s2v build-dataset registered_faces/folder --manual-dir data/acc_videos --data-dir data/tfds_small
+    # carry data/tfds_small/registered_faces (not data/tfds_small/downloads, a 77 MB cache)
+
+Checked on CPU with it: `--tiny --data-dir data/tfds_small --skip generation,train`: the loader at
+553 / 690 samples/s (0 / 2 workers) and a 20-step real-data run whose loss falls, in 21 s.
+
 Model FLOPs utilisation = 3 x forward FLOPs per sample (XLA's count of the model's forward pass,
 as `s2v model-summary` reports it; backward ~ 2 x forward) x samples/s / the device's peak (bf16
 dense peak for bf16 rows, the fp32 peak for fp32; --peak-tflops overrides, else a table by device
