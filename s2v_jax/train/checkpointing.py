@@ -137,6 +137,13 @@ def silence_restore_callbacks() -> None:
 
     on_unraisable._s2v_filter = True
     sys.unraisablehook, threading.excepthook = on_unraisable, on_thread
+    # Orbax 0.11: the other reads of the failed restore are still pending when its asyncio.run() ends,
+    # and asyncio logs each one's exception with its traceback (40,000 lines for the truncated step of
+    # issue #33), after the one-line error. Those records only; asyncio's other errors are logged as before.
+    import logging
+
+    logging.getLogger("asyncio").addFilter(
+        lambda record: "unhandled exception during asyncio.run() shutdown" not in record.getMessage())
 
 
 def damaged(where: str, error: BaseException, advice: str = "") -> DamagedCheckpointError:
