@@ -9,46 +9,30 @@ a process's own order, changes the final parameters. Slow: about 3 minutes a mod
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+from bench_multiprocess import final_params, free_port, job_env, max_diff, train_argv  # noqa: E402  (one launcher)
 FAST = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 STEPS = 24
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _argv(data_dir, workdir, parallel, steps=STEPS):
-    return [sys.executable, os.path.join(REPO, "run_train.py"), "--config", os.path.join(REPO, "configs", "tiny.py"),
-            "--workdir", str(workdir), f"--config.data.data_dir={data_dir}",
-            "--config.data.dataset=synthetic_talking_faces/tiny", "--config.data.num_workers=0",
-            f"--config.train.num_steps={steps}", "--config.train.batch_size=8", "--config.train.log_every=4",
-            "--config.train.eval_every=12", "--config.train.checkpoint_every=12", "--config.train.eval_batches=2",
-            "--config.train.keep_checkpoints=5", "--config.train.progress_bar=False",
-            f"--config.train.parallel={parallel}", "--config.train.early_stopping_patience=0"]
+    return train_argv(data_dir, workdir, parallel, steps, every=12, keep=5)
 
 
 def _env(devices, **extra):
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {FAST}", **extra)
-    for k in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
-        if k not in extra:
-            env.pop(k, None)
-    return env
+    return job_env(devices, FAST, **extra)
 
 
 def _two_processes(data_dir, workdir, parallel, steps=STEPS, kill_after_s=None):
     """Both processes of one job; (returncodes, stderr texts). With `kill_after_s`, both are killed then."""
-    port = _port()
+    port = free_port()
     procs = [subprocess.Popen(_argv(data_dir, workdir, parallel, steps), cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True,
                               env=_env(2, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
@@ -64,18 +48,6 @@ def _two_processes(data_dir, workdir, parallel, steps=STEPS, kill_after_s=None):
             p.kill()
     outs = [p.communicate(timeout=600) for p in procs]
     return [p.returncode for p in procs], [o[1] for o in outs]
-
-
-def _params(workdir):
-    from s2v_jax.train.checkpointing import load_checkpoint
-
-    return load_checkpoint(os.path.join(str(workdir), "checkpoints"))[1]
-
-
-def _max_diff(a, b):
-    import jax
-
-    return max(jax.tree.leaves(jax.tree.map(lambda x, y: float(np.max(np.abs(np.asarray(x) - np.asarray(y)))), a, b)))
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +79,7 @@ def test_two_processes_write_one_checkpoint_log_once_and_resume_after_a_kill(tin
     assert "12" in os.listdir(cut / "checkpoints")
     codes, errs = _two_processes(tiny_data, cut, parallel)
     assert codes == [0, 0], errs[0][-3000:] + errs[1][-3000:]
-    assert _max_diff(_params(two), _params(cut)) < 1e-6
+    assert max_diff(final_params(two), final_params(cut)) < 1e-6
 
 
 @pytest.mark.slow
@@ -129,4 +101,4 @@ def test_two_processes_train_as_one_process_with_four_devices(tiny_data, tmp_pat
     # The parameters: the gradient's cross-process sum (gloo) adds in another order than one process's
     # all-reduce, and at the tiny config's learning rate (0.05) those last-bit differences grow to about
     # 6e-3 in 24 steps (measured 2026-12-07); each process sampling its own shard left them 1.03 apart.
-    assert _max_diff(_params(one), _params(two)) < 0.05
+    assert max_diff(final_params(one), final_params(two)) < 0.05

@@ -4,7 +4,7 @@ with 4 devices, the tiny config on the synthetic tiny corpus, under pmap and mes
 per run (wall time, samples/s from process 0's metrics) and per mode the pair's agreement with the
 one-process run (largest training-loss and parameter difference).
 
-    python benchmarks/multiprocess.py --steps 48            # about 4 minutes on 2 cores
+    python benchmarks/bench_multiprocess.py --steps 48            # about 2 minutes on 2 idle cores
 
 On 2 cores the two processes share the cores the one process has alone, and each step crosses
 processes through gloo: the figure here is the cost of that exchange, not a cluster's speed.
@@ -26,24 +26,34 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 
-def _port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _argv(data_dir, workdir, parallel, steps):
-    return [sys.executable, os.path.join(REPO, "run_train.py"), "--config", os.path.join(REPO, "configs", "tiny.py"),
-            "--workdir", workdir, f"--config.data.data_dir={data_dir}",
+def train_argv(data_dir, workdir, parallel, steps, every=None, keep=None):
+    """run_train.py on the tiny config and corpus, global batch 8, loss logged every 4 steps, validation and
+    a checkpoint every `every` steps (default: at the end), `keep` checkpoints kept (default: the config's).
+    tests/test_multiprocess.py starts its jobs with it too."""
+    every = steps if every is None else every
+    argv = [sys.executable, os.path.join(REPO, "run_train.py"), "--config", os.path.join(REPO, "configs", "tiny.py"),
+            "--workdir", str(workdir), f"--config.data.data_dir={data_dir}",
             "--config.data.dataset=synthetic_talking_faces/tiny", "--config.data.num_workers=0",
             f"--config.train.num_steps={steps}", "--config.train.batch_size=8", "--config.train.log_every=4",
-            f"--config.train.eval_every={steps}", f"--config.train.checkpoint_every={steps}",
-            "--config.train.eval_batches=2", "--config.train.progress_bar=False",
-            f"--config.train.parallel={parallel}", "--config.train.early_stopping_patience=0"]
+            f"--config.train.eval_every={every}", f"--config.train.checkpoint_every={every}",
+            "--config.train.eval_batches=2"]
+    if keep is not None:
+        argv.append(f"--config.train.keep_checkpoints={keep}")
+    return argv + ["--config.train.progress_bar=False", f"--config.train.parallel={parallel}",
+                   "--config.train.early_stopping_patience=0"]
 
 
-def _env(devices, **extra):
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", **extra)
+def job_env(devices, xla_flags="", **extra):
+    """This environment with `devices` simulated CPU devices (and `xla_flags`) and `extra` set; the
+    multi-process variables that `extra` does not set are removed."""
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {xla_flags}".strip(),
+               **extra)
     for k in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
         if k not in extra:
             env.pop(k, None)
@@ -54,13 +64,13 @@ def run(data_dir, workdir, parallel, steps, processes):
     """Trains once; (wall seconds, {step: loss}, samples/s of process 0's last logged step)."""
     t0 = time.perf_counter()
     if processes == 1:
-        procs = [subprocess.Popen(_argv(data_dir, workdir, parallel, steps), cwd=REPO, env=_env(4),
+        procs = [subprocess.Popen(train_argv(data_dir, workdir, parallel, steps), cwd=REPO, env=job_env(4),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)]
     else:
-        port = _port()
-        procs = [subprocess.Popen(_argv(data_dir, workdir, parallel, steps), cwd=REPO, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True,
-                                  env=_env(2, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+        port = free_port()
+        procs = [subprocess.Popen(train_argv(data_dir, workdir, parallel, steps), cwd=REPO,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                  env=job_env(2, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
                                            JAX_NUM_PROCESSES=str(processes), JAX_PROCESS_ID=str(i)))
                  for i in range(processes)]
     errs = [p.communicate(timeout=1200)[1] for p in procs]
@@ -74,13 +84,15 @@ def run(data_dir, workdir, parallel, steps, processes):
     return wall, losses, (rates[-1] if rates else None)
 
 
-def _params(workdir):
+def final_params(workdir):
+    """The parameters of the work directory's latest checkpoint."""
     from s2v_jax.train.checkpointing import load_checkpoint
 
-    return load_checkpoint(os.path.join(workdir, "checkpoints"))[1]
+    return load_checkpoint(os.path.join(str(workdir), "checkpoints"))[1]
 
 
-def _max_diff(a, b) -> float:
+def max_diff(a, b) -> float:
+    """The largest absolute difference between two parameter trees."""
     import jax
 
     return max(jax.tree.leaves(jax.tree.map(lambda x, y: float(np.max(np.abs(np.asarray(x) - np.asarray(y)))), a, b)))
@@ -109,7 +121,7 @@ def main(argv=None):
                               "samples_per_s": rate}), flush=True)
         (w1, l1), (w2, l2) = out[1], out[2]
         print(json.dumps({"parallel": mode, "max_loss_diff": max(abs(l1[k] - l2[k]) for k in l1),
-                          "max_param_diff": _max_diff(_params(w1), _params(w2))}), flush=True)
+                          "max_param_diff": max_diff(final_params(w1), final_params(w2))}), flush=True)
 
 
 if __name__ == "__main__":
