@@ -100,10 +100,8 @@ def forward_gflops_per_sample(config) -> float:
 def train_steps(config_path, overrides, batches, dtypes, modes, iters, peak_override):
     import jax
 
+    from s2v_jax.train import build_training, initial_state
     from s2v_jax.train.parallel import DataParallel
-    from s2v_jax.train.state import create_train_state
-    from s2v_jax.train.steps import make_train_step
-    from s2v_jax.train.tasks import get_task
 
     rows = []
     for dtype in dtypes:
@@ -112,14 +110,12 @@ def train_steps(config_path, overrides, batches, dtypes, modes, iters, peak_over
         k = int(config.model.num_identity_images)
         for mode in modes:
             for batch in batches:
-                config.train.batch_size = batch
-                task = get_task(config)
-                dp = DataParallel(mode)
-                if batch % (dp.num_local_devices * jax.process_count()):
+                config.train.batch_size, config.train.parallel, config.train.seed = batch, mode, 0
+                if batch % (DataParallel(mode).num_local_devices * jax.process_count()):
                     continue
-                model = task.build_model(config, axis_name=dp.axis_name)
-                state = dp.put_state(create_train_state(config, model, jax.random.PRNGKey(0), task))
-                step = dp.compile_train_step(make_train_step(config, task, axis_name=dp.axis_name))
+                training = build_training(config)  # what run_train.py trains with
+                dp, step = training.dp, training.train_step
+                state = dp.put_state(initial_state(config, training))
                 rng = np.random.default_rng(0)
                 host = {"mfcc": rng.normal(size=(batch, 12, 35, 1)).astype(np.float32),
                         "identity": rng.integers(0, 255, (batch, 112, 112, 3 * k), np.uint8),

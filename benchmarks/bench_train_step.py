@@ -1,10 +1,10 @@
 """Training speed: steps/s and samples/s of one training step of the v201 generator.
 
 The s2v_jax step is the one `run_train.py` runs, built with the library's own
-functions as `s2v_jax.train.loop` builds it: `get_task(config)`, the
-`DataParallel` of `train.parallel` (its `axis_name` in the model and the step),
-`create_train_state`, `make_train_step` compiled by `dp.compile_train_step`
-(state donated), and each step fed a host batch through `dp.shard_batch`. The
+objects `s2v_jax.train.loop` trains with (`build_training(config)`: the task, the
+`DataParallel` of `train.parallel`, the model and the step compiled by
+`dp.compile_train_step`, state donated; `initial_state`), and each step fed a
+host batch through `dp.shard_batch`. The
 batch is random, of the pipeline's shapes and dtypes (`'mfcc'` float32
 `[b, 12, 35, 1]`, `'identity'` uint8 `[b, 112, 112, 3k]`, `'target'` uint8
 `[b, 112, 112, 3]`); the step converts the images to float, runs the whole
@@ -78,27 +78,21 @@ def _max_abs_delta(before, after) -> float:
 def bench_jax(config_path, batch, dtype, iters, warmup=1, overrides=()):
     import jax
 
-    from s2v_jax.train import parallel
-    from s2v_jax.train.state import create_train_state
-    from s2v_jax.train.steps import make_train_step
-    from s2v_jax.train.tasks import get_task
+    from s2v_jax.train import build_training, initial_state
 
     config = load(config_path, batch, dtype, overrides)
     batch = int(config.train.batch_size)
-    task = get_task(config)
-    if task.name != "generator":
-        raise SystemExit(f"bench_train_step times the generator task, not {task.name!r}")
-    # as s2v_jax.train.loop.train_and_evaluate / _train build it
-    dp = parallel.DataParallel(config.train.parallel)
-    dp.check_batch_size(batch)
-    model = task.build_model(config, axis_name=dp.axis_name)
+    training = build_training(config)  # the task, parallelism, model and compiled step the loop trains with
+    dp = training.dp
+    if training.task.name != "generator":
+        raise SystemExit(f"bench_train_step times the generator task, not {training.task.name!r}")
     t0 = time.perf_counter()
-    host_state = create_train_state(config, model, jax.random.PRNGKey(int(config.train.seed)), task)
+    host_state = initial_state(config, training)
     params_before = jax.device_get(host_state.params)
     state = dp.put_state(host_state)
     del host_state
     init_s = time.perf_counter() - t0
-    p_train = dp.compile_train_step(make_train_step(config, task, axis_name=dp.axis_name))
+    p_train = training.train_step
     host_batch = random_batch(config, batch)
 
     t0 = time.perf_counter()

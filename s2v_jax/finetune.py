@@ -14,7 +14,8 @@ in the package) to one person from a few minutes of their video.
    short clips): the validation windows come only from there, and the best checkpoint (the
    base config's validation metric, `mouth_l1` for configs/real_small.py) is
    kept in `W/best`.
-3. Training is the base model's own recipe (`s2v_jax.train.train_and_evaluate`:
+3. Training is the base model's own recipe, through the entry `run_train.py` uses
+   (`s2v_jax.train.entry.train`: schema check, then `train_and_evaluate`:
    progress bar, checkpoints, exact resume), started from the base weights
    with a smaller learning rate and no squared-error warm-up.
 
@@ -157,7 +158,7 @@ def finetune(videos: Sequence[str], workdir: str, *, checkpoint: Optional[str] =
 
     from s2v_jax.data import input_pipeline
     from s2v_jax.inference.generator import FrameGenerator
-    from s2v_jax.train import train_and_evaluate
+    from s2v_jax.train import entry
     from s2v_jax.train.checkpointing import load_checkpoint
 
     if not videos:
@@ -216,6 +217,6 @@ def finetune(videos: Sequence[str], workdir: str, *, checkpoint: Optional[str] =
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "finetune_data.json"), "w") as f:
         json.dump(report, f, indent=1)
-    summary = train_and_evaluate(config, workdir, train_loader_fn=train_loader_fn, eval_batches_fn=eval_batches_fn,
-                                 initial_variables=variables)
+    summary = entry.train(config, workdir, expect_task="generator", train_loader_fn=train_loader_fn,
+                          eval_batches_fn=eval_batches_fn, initial_variables=variables)
     return {"workdir": workdir, "base": os.path.abspath(base_path), "data": report, **summary}

@@ -248,3 +248,43 @@ def test_a_wider_audio_cnn_initialised_by_widening_computes_what_the_narrow_one_
     assert np.abs(np.asarray(g)[:, :, n_in:, :]).max() > 0
     # shapes that do not nest are left alone
     assert _widened(np.zeros((3, 4)), np.zeros((2, 8)), "kernel") is None
+
+
+def test_five_stills_widened_from_one_start_as_the_one_still_model_and_learn_from_the_others(tmp_path):
+    """The five-still comparison of issue #31 starts from the one-still model (`train.init_from` with
+    `train.init_widen`): conv1's rows for stills 2-5 are zero, so before training the five-still model
+    draws what the one-still model draws from the first still whatever the others are; the training
+    step the loop runs (`build_training`) then moves those rows."""
+    from s2v_jax.train import build_training, initial_state
+    from s2v_jax.train.export import export_model
+
+    one_cfg = lip_config("real_small_interior.py", **{"train.init_from": "''", "train.batch_size": 2,
+                                                      "train.sync_weight": 0.0, "train.parallel": "'mesh'"})
+    one = build_model(one_cfg)
+    v_one = jax.device_get(get_task(one_cfg).init_variables(one_cfg, one, jax.random.PRNGKey(3)))
+    v_one["params"] = jax.tree_util.tree_map(lambda x: x + 0.02, v_one["params"])  # flow and mask heads not at zero
+    export_model(one_cfg, v_one, str(tmp_path / "one"))
+    five_cfg = lip_config("real_small_interior.py", **{
+        "train.init_from": f"'{tmp_path / 'one'}'", "train.init_widen": True, "model.num_identity_images": 5,
+        "train.batch_size": 2, "train.sync_weight": 0.0, "train.parallel": "'mesh'", "train.warmup_steps": 0})
+    training = build_training(five_cfg)
+    state = initial_state(five_cfg, training)
+    kernel = np.asarray(state.params["identity_encoder"]["conv1"]["conv"]["kernel"])
+    assert kernel.shape[2] == 15 and not kernel[:, :, 3:].any()
+    rng = np.random.default_rng(0)
+    mfcc = jnp.asarray(rng.normal(size=(2, 12, 35, 1)), jnp.float32)
+    first = rng.uniform(0.05, 0.95, size=(2, 112, 112, 3)).astype(np.float32)
+    others = rng.uniform(0.05, 0.95, size=(2, 112, 112, 12)).astype(np.float32)
+    v_one16 = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float16).astype(np.float32), v_one)  # as exported
+    want = one.apply(v_one16, mfcc, jnp.asarray(first))
+    got = training.model.apply({"params": state.params, "batch_stats": state.batch_stats}, mfcc,
+                               jnp.asarray(np.concatenate([first, others], -1)))
+    np.testing.assert_allclose(got, want, atol=2e-3)
+    tracks = lip_tracks()
+    batch = _batch(five_cfg, tracks)
+    batch = {k: batch[k] for k in ("mfcc", "identity", "target", "identity_lips", "target_lips", "target_iod")}
+    assert batch["identity"].shape[-1] == 15
+    dp = training.dp
+    new_state, m = training.train_step(dp.put_state(state), dp.shard_batch(batch))
+    moved = np.asarray(dp.state_for_checkpoint(new_state).params["identity_encoder"]["conv1"]["conv"]["kernel"])
+    assert np.isfinite(float(dp.fetch(m)["loss"])) and np.abs(moved[:, :, 3:]).max() > 0

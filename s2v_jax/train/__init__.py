@@ -3,4 +3,4 @@ optimizer factory (`optimizer`), one TrainState (`state`), the pure steps
 (`steps`), data parallelism (`parallel`), Orbax checkpoints (`checkpointing`)
 and metric logging (`metrics`)."""
 
-from s2v_jax.train.loop import data_functions, train_and_evaluate  # noqa: F401
+from s2v_jax.train.loop import Training, build_training, data_functions, initial_state, train_and_evaluate  # noqa: F401

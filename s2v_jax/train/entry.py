@@ -1,7 +1,7 @@
 """The one way a training starts: `run_train.py` and `s2v train-sync` parse the same flags with
 the same parser (ml_collections' config_flags: `--config FILE --workdir W --config.FIELD=VALUE`),
 check the config against its schema, start the distributed runtime, set the logs, train, and
-end every process together; `s2v finetune` uses the same logs.
+end every process together; `s2v finetune` trains through the same `train` with its own loaders.
 
     python run_train.py --config configs/tiny.py --workdir W --config.train.num_steps=100
     s2v train-sync --config configs/syncnet.py --workdir W train.num_steps=100   # the same override
@@ -91,9 +91,11 @@ def _unknown_field(argv: Sequence[str]) -> Optional[str]:
     return None
 
 
-def train(config, workdir: str, expect_task: Optional[str] = None) -> Dict[str, Any]:
+def train(config, workdir: str, expect_task: Optional[str] = None, **loop_args) -> Dict[str, Any]:
     """Trains `config` in `workdir` (resumed if present): schema check, distributed start-up (before
-    anything touches a device), process 0 logs and the others only warn, every process ends together."""
+    anything touches a device), process 0 logs and the others only warn, every process ends together.
+    `loop_args` go to `train_and_evaluate` (`s2v finetune`'s loaders of one speaker's tracks and its
+    base model's weights)."""
     from s2v_jax.config_utils import require_fields
 
     require_fields(config)  # every field the code reads is declared in the schema
@@ -113,7 +115,7 @@ def train(config, workdir: str, expect_task: Optional[str] = None) -> Dict[str, 
                  jax.devices()[0].platform)
     if jax.process_index() != 0:  # logs and metrics come from process 0; the others speak up only to warn
         logging.set_verbosity(logging.WARNING)
-    summary = train_and_evaluate(config, workdir)
+    summary = train_and_evaluate(config, workdir, **loop_args)
     if distributed:  # every process done before any leaves: the coordinator (process 0) is needed to the end
         from jax.experimental import multihost_utils
 

@@ -12,7 +12,7 @@ TensorBoard and `workdir/metrics.jsonl`.
 """
 
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -93,6 +93,44 @@ def _progress_bar(config, task: Task, start: int, total: int):
     return tqdm(total=total, initial=start, desc=f"train {task.name}", unit="step", dynamic_ncols=True)
 
 
+class Training(NamedTuple):
+    """What a training run is made of before any data or checkpoint (`build_training`): the task,
+    its data-parallel wrapper (`train.parallel`), the model built for it, and the compiled train and
+    eval steps: `train_step(state, dp.shard_batch(batch)) -> (state, metrics)`, the same for eval."""
+    task: Task
+    dp: parallel.DataParallel
+    model: Any
+    train_step: Callable
+    eval_step: Callable
+
+
+def build_training(config: ml_collections.ConfigDict) -> Training:
+    """The task, data parallelism, model and compiled steps of `config`, as the loop uses them (the
+    benchmarks time these same objects: benchmarks/bench_train_step.py, benchmarks/accelerator.py)."""
+    t = config.train
+    task = get_task(config)
+    dp = parallel.DataParallel(t.parallel)
+    dp.check_batch_size(int(t.batch_size))
+    model = task.build_model(config, axis_name=dp.axis_name)
+    return Training(task, dp, model, dp.compile_train_step(make_train_step(config, task, axis_name=dp.axis_name)),
+                    dp.compile_eval_step(make_eval_step(config, task, axis_name=dp.axis_name)))
+
+
+def initial_state(config: ml_collections.ConfigDict, training: Training,
+                  initial_variables: Optional[Dict[str, Any]] = None):
+    """The host TrainState a new run starts from: `initial_variables` (a fine-tune's base) if given,
+    else a fresh initialisation (`train.seed`) overlaid with `train.init_from`'s weights if set."""
+    t = config.train
+    if initial_variables is not None:
+        return state_from_variables(config, training.model, initial_variables)
+    fresh = create_train_state(config, training.model, jax.random.PRNGKey(int(t.seed)), training.task)
+    if not t.init_from:
+        return fresh
+    variables = {"params": fresh.params, "batch_stats": fresh.batch_stats}
+    variables = overlay_variables(variables, str(t.init_from), training.task.name, widen=bool(t.init_widen))
+    return state_from_variables(config, training.model, variables)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        train_loader_fn: Optional[LoaderFn] = None,
                        eval_batches_fn: Optional[EvalBatchesFn] = None,
@@ -108,15 +146,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     `initial_variables` ({'params'[, 'batch_stats']}, e.g. a trained model's, for fine-tuning)
     start a new run instead of a random initialisation; a resumed run ignores them.
     """
-    t = config.train
-    task = get_task(config)
-    dp = parallel.DataParallel(t.parallel)
-    dp.check_batch_size(int(t.batch_size))
+    training = build_training(config)
     lock = WorkdirLock(workdir, enabled=jax.process_index() == 0).acquire()  # one run per workdir, first
     try:
-        train_loader_fn, eval_batches_fn = data_functions(config, train_loader_fn, eval_batches_fn, task)
-        model = task.build_model(config, axis_name=dp.axis_name)
-        return _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn, initial_variables)
+        train_loader_fn, eval_batches_fn = data_functions(config, train_loader_fn, eval_batches_fn, training.task)
+        return _train(config, workdir, training, train_loader_fn, eval_batches_fn, initial_variables)
     finally:
         lock.release()
 
@@ -134,9 +168,11 @@ def _restore_newest_good(ckpt, target):
                         "<step>.damaged); start again with a fresh --workdir")
 
 
-def _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn, initial_variables=None) -> Dict[str, Any]:
+def _train(config, workdir, training: Training, train_loader_fn, eval_batches_fn,
+           initial_variables=None) -> Dict[str, Any]:
     """The loop itself (see `train_and_evaluate`), with the work directory locked."""
     t = config.train
+    task, dp, model = training.task, training.dp, training.model
     process_index, process_count = jax.process_index(), jax.process_count()
     num_steps, global_batch = int(t.num_steps), int(t.batch_size)
     log_every, eval_every, ckpt_every = (max(1, int(t.log_every)), int(t.eval_every), int(t.checkpoint_every))
@@ -147,15 +183,8 @@ def _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn, i
     meta = _initial_meta(best_key)
     step = 0
     latest = ckpt.latest_step()
-    if latest is None and initial_variables is not None:
-        host_state = state_from_variables(config, model, initial_variables)
-    elif latest is None and t.init_from:
-        fresh = create_train_state(config, model, jax.random.PRNGKey(int(t.seed)), task)
-        variables = {"params": fresh.params, "batch_stats": fresh.batch_stats}
-        variables = overlay_variables(variables, str(t.init_from), task.name, widen=bool(t.init_widen))
-        host_state = state_from_variables(config, model, variables)
-    elif latest is None:
-        host_state = create_train_state(config, model, jax.random.PRNGKey(int(t.seed)), task)
+    if latest is None:
+        host_state = initial_state(config, training, initial_variables)
     else:
         target = checkpointing.abstract_like(abstract_train_state(config, model, task))
         host_state, data_state, saved_meta, latest = _restore_newest_good(ckpt, target)
@@ -168,8 +197,7 @@ def _train(config, workdir, task, dp, model, train_loader_fn, eval_batches_fn, i
     del host_state
     batches = loader if hasattr(loader, "__next__") else iter(loader)
 
-    p_train = dp.compile_train_step(make_train_step(config, task, axis_name=dp.axis_name))
-    p_eval = dp.compile_eval_step(make_eval_step(config, task, axis_name=dp.axis_name))
+    p_train, p_eval = training.train_step, training.eval_step
     eval_batches = None
     writer = MetricWriter(workdir, resume_step=step if latest is not None else None)
     bar = _progress_bar(config, task, step, num_steps)
