@@ -3,11 +3,13 @@ PyTorch, float32 and bfloat16, at the batch `bench_generate.py` uses, as GFLOP/s
 peaks, in one process.
 
 The decoder is what generation runs per frame (the identity is encoded once): a 1x1 fc, then
-bilinear up-sampling (align_corners) and 3x3 convolutions at 3, 6, 12, 26, 53 and 109 px
+bilinear up-sampling (align_corners: the decoder's own two small matrix products,
+`layers.resize_bilinear_align_corners`) and 3x3 convolutions at 3, 6, 12, 26, 53 and 109 px
 (`benchmarks/torch_v201.py` lists them). Each convolution is timed as XLA runs it (`lax.conv` in
 NHWC, the layout the library uses), as a plain matrix product of the same FLOPs (im2col: what the
-convolution would cost on the dot path), and as PyTorch runs it (oneDNN; channels-last and
-autocast-style bfloat16). The peaks: the theoretical ones from the CPU's own numbers (cores x clock
+convolution would cost on the dot path; in bfloat16 also with a float32 result, XLA's faster bf16
+dot), and as PyTorch runs it (oneDNN; NCHW and channels-last, bfloat16 tensors as autocast uses).
+The peaks: the theoretical ones from the CPU's own numbers (cores x clock
 x FLOP/cycle: `--flops-per-cycle` f32 and bf16, default Zen 4's 32 and 64: two 256-bit FMA pipes;
 AVX-512 BF16 dot products do twice the float32 FMA's work) and the largest square matrix product
 each library reaches here.
@@ -59,6 +61,8 @@ def jax_rows(batch, dtypes, warmup, iters):
     import jax
     import jax.numpy as jnp
 
+    from s2v_jax.models.layers import resize_bilinear_align_corners
+
     rows = []
     rng = np.random.default_rng(0)
     for dtype in dtypes:
@@ -77,15 +81,19 @@ def jax_rows(batch, dtypes, warmup, iters):
             patches = jnp.asarray(rng.normal(size=(batch * side * side, 9 * cin)), dt)
             wm = w.reshape(9 * cin, cout)
             dot = jax.jit(lambda p, w: jnp.dot(p, w, preferred_element_type=dt))
+            dot32 = jax.jit(lambda p, w: jnp.dot(p, w, preferred_element_type=jnp.float32))
             g = conv_gflop(batch, side, cin, cout)
-            for op, fn in (("conv", lambda: conv(x, w).block_until_ready()),
-                           ("conv_as_matmul", lambda: dot(patches, wm).block_until_ready())):
+            ops = [("conv", lambda: conv(x, w).block_until_ready()),
+                   ("conv_as_matmul", lambda: dot(patches, wm).block_until_ready())]
+            if dtype != "float32":  # the product accumulated and written in float32 (XLA's faster bf16 dot)
+                ops.append(("conv_as_matmul_f32_out", lambda: dot32(patches, wm).block_until_ready()))
+            for op, fn in ops:
                 sec = timed(fn, warmup, iters)
                 rows.append({"impl": "s2v_jax", "op": f"{name}:{op}", "dtype": dtype, "gflop": g, "ms": sec * 1e3,
                              "gflop_per_s": g / sec})
         for name, src, dst, c in UPSAMPLES:
             x = jnp.asarray(rng.normal(size=(batch, src, src, c)), dt)
-            up = jax.jit(lambda x, dst=dst: jax.image.resize(x, (x.shape[0], dst, dst, x.shape[-1]), "bilinear"))
+            up = jax.jit(lambda x, dst=dst: resize_bilinear_align_corners(x, (dst, dst)))  # the decoder's own
             sec = timed(lambda: up(x).block_until_ready(), warmup, iters)
             rows.append({"impl": "s2v_jax", "op": name, "dtype": dtype, "ms": sec * 1e3,
                          "mbytes_out": batch * dst * dst * c * dt.itemsize / 1e6})

@@ -28,17 +28,22 @@ one of the copies its track has), at a lower learning rate and yet other sample 
         --generator shipped --skip tedx_ro/,lrs2_b/,voxceleb2_style/7414,voxceleb2_style/7961
     python run_train.py --config configs/syncnet_generated.py:loss3 --workdir workdirs/syncnet_loss_3
     python run_train.py --config configs/syncnet_generated.py:eval3 --workdir workdirs/syncnet_real_3
+
+Stage 4 (roles `loss4`, `eval4`, 2026-12-07, late; measured in BENCHMARKS.md, not shipped unless it says so): the
+training judge continued from its shipped stage 3 with more generated windows; the evaluation judge from its shipped
+stage 2 at half stage 3's rate, for longer, with fewer near-still windows per batch (stage 3 had cost it offsets).
 """
 
 from configs import syncnet_loss, syncnet_real
 
 
 def get_config(role: str = "loss"):
-    if role not in ("loss", "eval", "loss3", "eval3"):
+    if role not in ("loss", "eval", "loss3", "eval3", "loss4", "eval4"):
         raise ValueError(f"configs/syncnet_generated.py:{role}: the role is 'loss' (training judge) or 'eval', "
-                         "or 'loss3' / 'eval3' for stage 3")
-    stage3 = role.endswith("3")
-    role = role.rstrip("3")
+                         "or 'loss3' / 'eval3' for stage 3, 'loss4' / 'eval4' for stage 4")
+    stage = int(role[-1]) if role[-1].isdigit() else 2
+    stage3 = stage >= 3
+    role = role.rstrip("34")
     config = (syncnet_loss if role == "loss" else syncnet_real).get_config()
     d, t = config.data, config.train
     t.init_from = "workdirs/syncnet_loss" if role == "loss" else "workdirs/syncnet_real"  # its own stage 1
@@ -60,4 +65,15 @@ def get_config(role: str = "loss"):
         d.shuffle_seed = 21 if role == "loss" else 22
         t.num_steps = 1500
         t.learning_rate = 2e-4
+    if stage == 4:  # from the shipped stage 3 (training judge) / stage 2 (evaluation judge), gentler and longer
+        if role == "loss":
+            t.init_from = "s2v_jax/assets/sync_loss"   # stage 3, shipped
+            d.generated_negatives_prob = 0.8
+            t.learning_rate = 1.5e-4
+        else:
+            t.init_from = "s2v_jax/assets/sync_expert"  # stage 2, shipped: stage 3 at 2e-4 lost offsets
+            d.near_still = 0.35                          # more of each batch left to the offset loss
+            t.learning_rate = 1e-4
+            t.num_steps = 2000
+        d.shuffle_seed = 31 if role == "loss" else 32
     return config
