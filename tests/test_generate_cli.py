@@ -115,6 +115,20 @@ def test_stream_demo(ckpts, media, tmp_path, capsys):
     # A frame needs 0.1825 s (+1 sample) of audio past its time; fed in 40 ms chunks, it comes
     # out at most one chunk later (0.2 s for whole chunks; the last, shorter chunk gives less).
     assert 0.1825 <= report["lookahead_s_min"] and report["lookahead_s_max"] <= 0.1825 + 0.04
+    # the first frame waits for its audio, then for the model and its compositing; the steady rate is
+    # frames per second of that processing
+    assert report["first_frame_latency_s"] > report["lookahead_s_min"]
+    assert report["steady_frames_per_s"] > 0 and report["compose_ms_per_frame_median"] >= 0
+    assert abs(report["realtime_factor"] - report["steady_frames_per_s"] / 25) < 0.01
+
+
+def test_stream_summary_reads_the_times_it_is_given():
+    from s2v_jax.commands.stream import stream_summary
+
+    got = stream_summary("o.mp4", 50, 40.0, [0.2, 0.19], [0.02] * 50, [0.01] * 50, 0.2 + 0.02 + 0.01)
+    assert got["steady_frames_per_s"] == round(50 / 1.5, 2) and got["realtime_factor"] == round(50 / 1.5 / 25, 2)
+    assert got["first_frame_latency_s"] == 0.23 and got["compute_ms_per_chunk_median"] == 20.0
+    assert got["lookahead_s_min"] == 0.19 and got["compose_ms_per_frame_median"] == 10.0
 
 
 # ---------------------------------------------------------------- real data

@@ -54,17 +54,23 @@ def run(args) -> int:
         compute_mfcc(np.zeros(16000, np.float32))
         session = StreamingSession(gen, identity, flows=full_res)
         mask, m = face_mask("face"), stills.faces[0].M
-        lookahead, compute = [], []
-        fed = 0
+        lookahead, compute, compose = [], [], []
+        fed, first_frame_s = 0, None
 
-        def emit(frames):
+        def emit(frames, chunk_s):
+            nonlocal first_frame_s
             for face in frames:
                 k = writer.num_frames
                 lookahead.append(fed / 16000 - k / 25)
+                t0 = time.perf_counter()
                 if full_res:
-                    writer.write(warp_frame(stills.photo, face, m))  # `face` is the frame's flow
+                    frame = warp_frame(stills.photo, face, m)  # `face` is the frame's flow
                 else:
-                    writer.write(face if args.bare else paste_face(stills.photo, to_crop_size(face), m, mask))
+                    frame = face if args.bare else paste_face(stills.photo, to_crop_size(face), m, mask)
+                compose.append(time.perf_counter() - t0)
+                if first_frame_s is None:  # the audio it waited for, its chunk's model time, its own compositing
+                    first_frame_s = lookahead[0] + chunk_s + compose[0]
+                writer.write(frame)
 
         for start in range(0, len(wav), step):
             chunk = wav[start:start + step]
@@ -72,13 +78,32 @@ def run(args) -> int:
             frames = session.feed(chunk)
             compute.append(time.perf_counter() - t0)
             fed += len(chunk)
-            emit(frames)
+            emit(frames, compute[-1])
         tail = len(lookahead)
-        emit(session.flush())
-    steady = np.asarray(lookahead[:tail])
-    print(json.dumps({"out": str(writer.path), "frames": writer.num_frames, "chunk_ms": args.chunk_ms,
-                      "lookahead_s_min": round(float(steady.min()), 4) if steady.size else None,
-                      "lookahead_s_max": round(float(steady.max()), 4) if steady.size else None,
-                      "compute_ms_per_chunk_median": round(1e3 * float(np.median(compute)), 2),
-                      "compute_ms_per_chunk_max": round(1e3 * float(np.max(compute)), 2)}))
+        t0 = time.perf_counter()
+        frames = session.flush()
+        emit(frames, time.perf_counter() - t0)
+    print(json.dumps(stream_summary(str(writer.path), writer.num_frames, args.chunk_ms, lookahead[:tail], compute,
+                                    compose, first_frame_s)))
     return 0
+
+
+def stream_summary(out, frames, chunk_ms, lookahead, compute, compose, first_frame_s) -> dict:
+    """The JSON line of `s2v stream`: look-ahead (audio past a frame's time when it came out), model time per
+    chunk, compositing time per frame, the first frame's latency (its look-ahead + its chunk's model time +
+    its compositing) and the steady rate: frames per second of processing (model + compositing; >= 25 keeps
+    up with live speech), `realtime_factor` = that rate / 25."""
+    import numpy as np
+
+    steady, compute, compose = np.asarray(lookahead), np.asarray(compute), np.asarray(compose)
+    busy = float(compute.sum() + compose.sum())
+    fps = frames / busy if busy > 0 else None
+    r = lambda x, n=2: None if x is None else round(float(x), n)  # noqa: E731
+    return {"out": out, "frames": frames, "chunk_ms": chunk_ms,
+            "lookahead_s_min": r(steady.min(), 4) if steady.size else None,
+            "lookahead_s_max": r(steady.max(), 4) if steady.size else None,
+            "compute_ms_per_chunk_median": r(1e3 * np.median(compute)) if compute.size else None,
+            "compute_ms_per_chunk_max": r(1e3 * compute.max()) if compute.size else None,
+            "compose_ms_per_frame_median": r(1e3 * np.median(compose)) if compose.size else None,
+            "first_frame_latency_s": r(first_frame_s, 4),
+            "steady_frames_per_s": r(fps), "realtime_factor": r(None if fps is None else fps / 25.0)}

@@ -62,7 +62,7 @@ def parse(argv: Sequence[str]):
         raise ConfigError("--config and --workdir are required")
     try:
         config = FLAGS.config
-        config.get("train")  # config_flags reports a missing or broken file only on first use
+        _ = config.train  # config_flags reports a missing or broken file only on first use
     except (OSError, AttributeError) as e:
         raise ConfigError(" ".join(str(e).split())) from e
     return config
