@@ -22,11 +22,11 @@ import json
 import os
 import platform
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_generate import _time as timed  # noqa: E402  (warm-up calls, then the mean of timed calls)
 
 # (name, spatial side, in channels, out channels) of the v201 decoder's 3x3 convolutions
 DECODER_CONVS = [("conv3", 3, 128, 256), ("conv6", 6, 256, 512), ("conv12", 12, 512, 256),
@@ -37,15 +37,6 @@ UPSAMPLES = [("up26", 12, 26, 512), ("up53", 26, 53, 192), ("up109", 53, 109, 19
 
 def conv_gflop(batch, side, cin, cout, k=3):
     return 2.0 * batch * side * side * cin * cout * k * k / 1e9
-
-
-def timed(fn, warmup, iters):
-    for _ in range(warmup):
-        fn()
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        fn()
-    return (time.perf_counter() - t0) / iters
 
 
 def cpu_clock_ghz():

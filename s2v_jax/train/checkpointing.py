@@ -77,11 +77,14 @@ def error_chain(error: BaseException):
 
 
 def damaged_files(step_dir: Optional[str]) -> Optional[str]:
-    """What is visibly wrong with a step directory's files, or None: an empty file, or a JSON metadata
-    file that does not parse (a truncated or half-copied checkpoint)."""
+    """What is visibly wrong with a step directory's files, or None: an empty file, a JSON metadata
+    file that does not parse (a truncated or half-copied checkpoint), or an Orbax array store
+    (`manifest.ocdbt`) without the `_METADATA` that describes its tree (a partial copy)."""
     if not step_dir or not os.path.isdir(step_dir):
         return None
     for root, _, names in os.walk(step_dir):
+        if "manifest.ocdbt" in names and "_METADATA" not in names:
+            return f"{os.path.join(root, '_METADATA')} is missing"
         for name in names:
             path = os.path.join(root, name)
             if os.path.getsize(path) == 0:
@@ -147,9 +150,10 @@ def silence_restore_callbacks() -> None:
 
 
 def damaged(where: str, error: BaseException, advice: str = "") -> DamagedCheckpointError:
-    """The one-line error for the unreadable checkpoint at `where`."""
-    return DamagedCheckpointError(f"checkpoint {where} is damaged ({damage_cause(error)})"
-                                  + (f"; {advice}" if advice else ""))
+    """The one-line error for the unreadable checkpoint at `where` (its step directory): what its files
+    show (`damaged_files`, the same words on every Orbax version) or else the restore error's cause."""
+    cause = damaged_files(where) or damage_cause(error)
+    return DamagedCheckpointError(f"checkpoint {where} is damaged ({cause})" + (f"; {advice}" if advice else ""))
 
 
 def damage_cause(error: BaseException) -> str:
