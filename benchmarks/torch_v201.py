@@ -55,13 +55,25 @@ class Decoder(nn.Module):
         self.conv26a, self.conv26b, self.conv53 = c(512, 256), c(256, 96), c(192, 96)
         self.conv109a, self.conv109b, self.out = c(192, 64), c(64, 32), c(32, 3)
 
-    def forward(self, z, a, b, c):
+    def forward(self, z, a, b, c, split_skips: bool = False):
+        """split_skips: the identity skips' share of the conv after each concatenation computed once for
+        the face (batch 1) and broadcast, as s2v_jax's `SkipConv` does; the same function to rounding."""
         up = lambda x, n: F.interpolate(x, size=(n, n), mode="bilinear", align_corners=True)  # noqa: E731
         n = z.shape[0]
         x = F.relu(self.fc(z[:, :, None, None]))
         x = F.relu(self.conv3(up(x, 3)))
         x = F.relu(self.conv6(up(x, 6)))
-        x = torch.cat([F.relu(self.conv12(up(x, 12))), c.expand(n, -1, -1, -1)], 1)
+        x = F.relu(self.conv12(up(x, 12)))
+        if split_skips:
+            def skip_conv(conv, x, s, size):
+                cx = x.shape[1]
+                return (F.conv2d(up(x, size), conv.weight[:, :cx], conv.bias, padding=1)
+                        + F.conv2d(up(s, size), conv.weight[:, cx:], None, padding=1))
+            x = F.relu(self.conv26b(F.relu(skip_conv(self.conv26a, x, c, 26))))
+            x = F.relu(skip_conv(self.conv53, x, b, 53))
+            x = F.relu(self.conv109b(F.relu(skip_conv(self.conv109a, x, a, 109))))
+            return torch.sigmoid(self.out(x))
+        x = torch.cat([x, c.expand(n, -1, -1, -1)], 1)
         x = F.relu(self.conv26b(F.relu(self.conv26a(up(x, 26)))))
         x = torch.cat([x, b.expand(n, -1, -1, -1)], 1)
         x = torch.cat([F.relu(self.conv53(up(x, 53))), a.expand(n, -1, -1, -1)], 1)
@@ -74,10 +86,10 @@ class V201(nn.Module):
         super().__init__()
         self.audio, self.identity, self.decoder = AudioEncoder(), IdentityEncoder(), Decoder()
 
-    def generate_from_identity(self, mfcc, ident):
+    def generate_from_identity(self, mfcc, ident, split_skips: bool = False):
         emb, a, b, c = ident
         z = torch.cat([self.audio(mfcc), emb.expand(mfcc.shape[0], -1)], 1)
-        return self.decoder(z, a, b, c)
+        return self.decoder(z, a, b, c, split_skips=split_skips)
 
     def forward(self, mfcc, identity):  # [B, 1, 12, 35], [B, 15, 112, 112] -> [B, 3, 109, 109]
         return self.generate_from_identity(mfcc, self.identity(identity))

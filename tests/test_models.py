@@ -283,3 +283,52 @@ def test_decoder_init_carries_the_audio_to_the_last_layer(decoder):
     a, b = hidden(mfcc_a), hidden(mfcc_b)
     assert a.std() > 0.1
     assert np.abs(a - b).mean() > 0.05 * a.std()
+
+
+@pytest.mark.parametrize("src,dst", [((1, 1), (3, 3)), ((3, 3), (6, 6)), ((12, 12), (26, 26)), ((26, 26), (53, 53)),
+                                     ((53, 53), (109, 109)), ((5, 7), (4, 13)), ((2, 9), (2, 9))])
+def test_bilinear_resize_equals_the_interpolation_matrices_values_and_gradients(src, dst):
+    """The decoder's resize (two lerps by static indices, issue #34) equals the two matrix products it
+    replaced, values and gradients, at v201's stages and odd shapes (down-sizing too); and corners align:
+    the first and last rows and columns are the input's own."""
+    from s2v_jax.models.layers import _resize_by_matrices, resize_bilinear_align_corners
+
+    rng = np.random.default_rng(sum(src) + sum(dst))
+    x = jnp.asarray(rng.normal(size=(2,) + src + (3,)), jnp.float32)
+    got = resize_bilinear_align_corners(x, dst)
+    assert got.shape == (2,) + dst + (3,)
+    np.testing.assert_allclose(got, _resize_by_matrices(x, dst), atol=2e-6)
+    np.testing.assert_allclose(got[:, 0, 0], x[:, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(got[:, -1, -1], x[:, -1, -1], atol=1e-6)
+    w = jnp.asarray(rng.normal(size=(2,) + dst + (3,)), jnp.float32)
+    g_new = jax.grad(lambda x: jnp.sum(resize_bilinear_align_corners(x, dst) * w))(x)
+    g_ref = jax.grad(lambda x: jnp.sum(_resize_by_matrices(x, dst) * w))(x)
+    np.testing.assert_allclose(g_new, g_ref, atol=1e-5)
+
+
+def test_skip_conv_is_nn_conv_over_the_concatenation_with_one_faces_skip_computed_once():
+    """decoder.SkipConv has nn.Conv's parameters (names, shapes, initial values) and output over
+    concat([x, skip]), whether the skip is one face's (batch 1, its share computed once: issue #34) or
+    one per sample (training); v201 checkpoints load unchanged."""
+    import flax.linen as nn
+
+    from s2v_jax.models.decoder import SkipConv
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(4, 9, 9, 5)), jnp.float32)
+    one = jnp.asarray(rng.normal(size=(1, 9, 9, 3)), jnp.float32)
+    each = jnp.asarray(rng.normal(size=(4, 9, 9, 3)), jnp.float32)
+    init = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
+    ref = nn.Conv(6, (3, 3), padding=((1, 1), (1, 1)), kernel_init=init)
+    new = SkipConv(6, kernel_init=init)
+    v_ref = ref.init(jax.random.PRNGKey(1), jnp.concatenate([x, each], -1))
+    v_new = new.init(jax.random.PRNGKey(1), x, one)
+    assert jax.tree.structure(v_ref) == jax.tree.structure(v_new)
+    for a, b in zip(jax.tree.leaves(v_ref), jax.tree.leaves(v_new)):
+        np.testing.assert_array_equal(a, b)
+    v = jax.tree.map(lambda a: a + 0.1, v_ref)  # a bias that is not zero
+    for skip in (one, each):
+        want = ref.apply(v, jnp.concatenate([x, jnp.broadcast_to(skip, (4,) + skip.shape[1:])], -1))
+        np.testing.assert_allclose(new.apply(v, x, skip), want, atol=1e-5)
+    v_plain = jax.tree.map(lambda a: a + 0.1, ref.init(jax.random.PRNGKey(2), x))  # a layer whose skip is off
+    np.testing.assert_allclose(new.apply(v_plain, x), ref.apply(v_plain, x), atol=1e-5)

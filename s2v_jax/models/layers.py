@@ -4,6 +4,7 @@ import functools
 from typing import Any, Optional, Sequence, Tuple
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -65,8 +66,44 @@ def _interp_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 def resize_bilinear_align_corners(x, size: Tuple[int, int]):
     """Bilinear resize of [B, H, W, C] to `size`, corners aligned (MatConvNet/PyTorch
-    `align_corners=True`). Two small matrix products, so it is cheap and differentiable.
-    """
+    `align_corners=True`): along each spatial axis, each output row is a + f (b - a) of its two
+    nearest input rows (static indices and weights, `_interp_matrix`'s nonzeros), which XLA fuses into
+    one pass per axis. Equal to the two matrix products `_resize_by_matrices` to float32 rounding, and
+    4x faster on a CPU (v201's 53 -> 109 stage at batch 64: 222 ms against 867; issue #34). Its gradient
+    is the matrix products' transpose (two small matrix products again), not the gathers' transpose: XLA's
+    scatter-add made the training step slower than before on the CPU."""
+    ry = _interp_matrix(x.shape[1], size[0])
+    rx = _interp_matrix(x.shape[2], size[1])
+
+    @jax.custom_vjp
+    def resize(x):
+        return _lerp_axis(_lerp_axis(x, 1, size[0]), 2, size[1])
+
+    def forward(x):
+        return resize(x), None
+
+    def backward(_, g):
+        return (jnp.einsum("oh,bopc,pw->bhwc", jnp.asarray(ry, g.dtype), g, jnp.asarray(rx, g.dtype)),)
+
+    resize.defvjp(forward, backward)
+    return resize(x)
+
+
+def _lerp_axis(x, axis: int, n_out: int):
+    n_in = x.shape[axis]
+    m = _interp_matrix(n_in, n_out)
+    if n_in == 1:
+        return jnp.repeat(x, n_out, axis=axis)
+    lo = np.clip(np.argmax(m > 0, axis=1), 0, n_in - 2)  # the first input row each output row reads
+    frac = m[np.arange(n_out), lo + 1]                     # the weight of the second
+    shape = [1] * x.ndim
+    shape[axis] = n_out
+    a, b = jnp.take(x, lo, axis=axis), jnp.take(x, lo + 1, axis=axis)
+    return a + (b - a) * jnp.asarray(frac.reshape(shape), x.dtype)
+
+
+def _resize_by_matrices(x, size: Tuple[int, int]):
+    """`resize_bilinear_align_corners` as two small matrix products (the reference it is tested against)."""
     ry = jnp.asarray(_interp_matrix(x.shape[1], size[0]), x.dtype)
     rx = jnp.asarray(_interp_matrix(x.shape[2], size[1]), x.dtype)
     return jnp.einsum("oh,bhwc,pw->bopc", ry, x, rx)
