@@ -2,7 +2,10 @@
 as a live microphone would, and write the frames as they come out. Reports the
 audio look-ahead (how far past a frame's time the audio had to reach before
 the frame came out: 0.1825 s by the window arithmetic, rounded up to a whole
-chunk) and the compute time per chunk. The frames equal offline generation (`s2v generate`)."""
+chunk), the model's time per chunk and the compositing's per frame, the first
+frame's latency (its look-ahead + its chunk's model time + its compositing) and
+the steady rate (frames per second of processing; 25 keeps up with live speech).
+The frames equal offline generation (`s2v generate`)."""
 
 import json
 
