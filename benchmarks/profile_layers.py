@@ -3,8 +3,8 @@ PyTorch, float32 and bfloat16, at the batch `bench_generate.py` uses, as GFLOP/s
 peaks, in one process.
 
 The decoder is what generation runs per frame (the identity is encoded once): a 1x1 fc, then
-bilinear up-sampling (align_corners: the decoder's own two small matrix products,
-`layers.resize_bilinear_align_corners`) and 3x3 convolutions at 3, 6, 12, 26, 53 and 109 px
+bilinear up-sampling (align_corners: the decoder's own `layers.resize_bilinear_align_corners`, two
+lerps by static indices since 2026-12-07; two dense matrix products before) and 3x3 convolutions at 3, 6, 12, 26, 53 and 109 px
 (`benchmarks/torch_v201.py` lists them). Each convolution is timed as XLA runs it (`lax.conv` in
 NHWC, the layout the library uses), as a plain matrix product of the same FLOPs (im2col: what the
 convolution would cost on the dot path; in bfloat16 also with a float32 result, XLA's faster bf16

@@ -54,7 +54,12 @@ def _concat_skip(x, skips: Dict[str, jnp.ndarray], name: str, enabled: Sequence[
     """
     if name not in enabled:
         return x
-    s = skips[name].astype(x.dtype)
+    return _concat_broadcast(x, skips[name])
+
+
+def _concat_broadcast(x, s):
+    """concat([x, s]) on channels, `s` (batch B or 1) broadcast to x's batch."""
+    s = s.astype(x.dtype)
     if s.shape[0] != x.shape[0]:
         s = jnp.broadcast_to(s, (x.shape[0],) + s.shape[1:])
     return jnp.concatenate([x, s], axis=-1)
@@ -88,9 +93,7 @@ class SkipConv(nn.Module):
         if skip.shape[0] == 1 and x.shape[0] > 1:
             cx = x.shape[-1]
             return conv(x, kernel[:, :, :cx]) + conv(skip, kernel[:, :, cx:]) + bias
-        if skip.shape[0] != x.shape[0]:
-            skip = jnp.broadcast_to(skip, (x.shape[0],) + skip.shape[1:])
-        return conv(jnp.concatenate([x, skip.astype(x.dtype)], axis=-1), kernel) + bias
+        return conv(_concat_broadcast(x, skip), kernel) + bias
 
 
 OCCLUSION_START = -8.0  # the occlusion logit's initial bias: sigmoid 3e-4, the warp alone to start with
