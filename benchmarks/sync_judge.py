@@ -7,7 +7,7 @@ another clip's? Writes one JSON report (and prints a markdown table).
 
 Held-out tracks: the `validation` split of registered_faces/real (whole
 speakers or source videos per source) plus the tracks of the judge's
-`data.holdout_sources` (whole sources it never trained on), plus, with
+`data.exclude` (whole sources it never trained on), plus, with
 --extra-video, whole videos outside the corpus cut into --segment-s pieces.
 For each track of at least --min-frames frames and each k in --shifts, the
 audio is delayed by k frames exactly (frames k.. against audio 0..; no
@@ -53,21 +53,30 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 
-def held_out_tracks(judge_config, data_dir: str, dataset: str = "registered_faces/real", prefixes=None,
+def judge_held_out(judge_config):
+    """The shell patterns of the train tracks a judge never trained on: its `data.exclude`; a judge
+    stored before the one setting (2026-12-07) names them `data.holdout_sources` (prefixes)."""
+    from s2v_jax.data import track_selection
+
+    d = judge_config.data
+    return track_selection.patterns(track_selection.items(d.exclude) + track_selection.items(d.get("holdout_sources")))
+
+
+def held_out_tracks(judge_config, data_dir: str, dataset: str = "registered_faces/real", held_out=None,
                     training=None):
     """[(source_name, name, crops [T,112,112,3], mfcc [T,12,35])] of every held-out track: the
-    validation split and the train tracks under `prefixes` (default: the judge's
-    data.holdout_sources). A source's row is named for where its tracks come from: 'lrs2_b (held-out
-    source)' (all from the held-out prefixes), 'voxceleb2_style (validation + held-out files)' (both).
+    validation split and the train tracks matching `held_out` (shell patterns; default: the judge's
+    `judge_held_out`). A source's row is named for where its tracks come from: 'lrs2_b (held-out
+    source)' (all from the held-out patterns), 'voxceleb2_style (validation + held-out files)' (both).
     `training` (a list): the same pass over the train split appends (mfcc windows, mouth opening) of
     every track the judge trained on, for --reference."""
     import tfds_builders
-    from s2v_jax.data.sync_samples import holdout_prefixes
+    from s2v_jax.data import track_selection
     from s2v_jax.evaluation import metrics
     from tfds_builders.common import decode_frame, decode_text
 
     builder = tfds_builders.build(tfds_builders.parse_name(dataset), data_dir)
-    prefixes = tuple(holdout_prefixes(judge_config) if prefixes is None else prefixes)
+    held_out = judge_held_out(judge_config) if held_out is None else list(held_out)
     out, origin = [], defaultdict(set)
     for split in ("validation", "train"):
         if split not in builder.info.splits:
@@ -76,7 +85,7 @@ def held_out_tracks(judge_config, data_dir: str, dataset: str = "registered_face
         for i in range(len(src)):
             ex = src[i]
             source = decode_text(ex["source"])
-            if split == "train" and not (prefixes and source.startswith(prefixes)):
+            if split == "train" and not track_selection.matches(source, held_out):
                 if training is not None:
                     training.append((np.asarray(ex["mfcc"], np.float32),
                                      metrics.mouth_opening(np.asarray(ex["landmarks"], np.float32))))
@@ -222,8 +231,8 @@ def main(argv=None):
     p.add_argument("--speaker-only", action="store_true",
                    help="one track per video: the one most in sync (active-speaker detection)")
     p.add_argument("--holdout-sources", default=None,
-                   help="comma-separated source prefixes whose train tracks are scored as held out (default: "
-                        "the judge's data.holdout_sources; another judge's list compares two judges on one set)")
+                   help="comma-separated source patterns or prefixes whose train tracks are scored as held out "
+                        "(default: the judge's data.exclude; another judge's list compares two judges on one set)")
     p.add_argument("--reference", action="store_true",
                    help="add a pixel-free reference for each corpus clip's own AV offset (lip_reference), "
                         "fitted on the judge's training tracks (under a minute more)")
@@ -239,7 +248,6 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     from s2v_jax.data import track_selection
-    from s2v_jax.data.sync_samples import holdout_prefixes
     from s2v_jax.evaluation.sync_expert import SyncExpert
 
     expert = SyncExpert.from_checkpoint(args.checkpoint)
@@ -253,10 +261,10 @@ def main(argv=None):
             generators[label] = FrameGenerator.from_checkpoint(None if path == "shipped" else path)
     shifts = [int(s) for s in args.shifts.split(",")]
     alphas = [float(a) for a in args.near_still.split(",") if a.strip()]
-    prefixes = holdout_prefixes(expert.config) if args.holdout_sources is None else \
-        track_selection.items(args.holdout_sources)
+    held_out = judge_held_out(expert.config) if args.holdout_sources is None else \
+        track_selection.patterns(args.holdout_sources)
     training = [] if args.reference else None
-    tracks = held_out_tracks(expert.config, args.data_dir, args.dataset, prefixes, training)
+    tracks = held_out_tracks(expert.config, args.data_dir, args.dataset, held_out, training)
     for v in args.extra_video:
         tracks += video_segments(v, args.segment_s)
     by_source = defaultdict(list)
@@ -352,7 +360,7 @@ def main(argv=None):
             overall[f"all [{'>=' if long_only else '<'}{args.min_frames / 25:g} s]"] = row
     rows.update(overall)
     report = {"judge": args.checkpoint or "shipped", "shifts": shifts, "near_still": alphas, "min_frames": args.min_frames,
-              "holdout_sources": prefixes,
+              "holdout_sources": held_out,
               "speaker_only": bool(args.speaker_only), "dropped_tracks": dropped,
               "rows": rows, "clips": clips, "seconds": round(time.time() - t0, 1)}
     if args.manual_dir:

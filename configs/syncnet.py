@@ -44,7 +44,8 @@ def get_config() -> ml_collections.ConfigDict:
     d.near_still_motion = 0.3       # the copy keeps at most this fraction of the window's motion (20% frozen: none)
     d.generated_negatives = ""      # directories of generated copies, comma-separated (s2v_jax.data.generated_negatives; '' = none) ...
     d.generated_negatives_prob = 0.5  # ... used instead of the shrunk copy on this fraction of a track's near-still windows
-    d.holdout_sources = ""          # comma-separated source prefixes never trained on (e.g. 'tedx_ro/,lrs2_b/')
+    d.exclude = ""                  # comma-separated source patterns or prefixes never sampled, in training or
+    #                                 validation (e.g. 'lrs2_b/,grid_s1/sw*'; s2v_jax.data.track_selection)
     d.repeat = ""                   # 'pattern:factor,...': oversample matching training tracks (e.g. 'lrs2/*:4')
     d.num_workers = 0               # grain worker processes (0 = load in the main process)
     d.shuffle_seed = 0              # seed of the sample order and offsets (resumes exactly with the checkpoint)

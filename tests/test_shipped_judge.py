@@ -16,7 +16,7 @@ import pytest
 from s2v_jax import assets
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Held out of the judge's training: lrs2_b (data.holdout_sources) is a whole LRS2 video it never saw.
+# Held out of the judge's training: lrs2_b (the judge's data.exclude) is a whole LRS2 video it never saw.
 HELD_OUT = ("corpus/lrs2_b/deep_avsr_demo/00016.mp4", "corpus/lrs2_b/deep_avsr_demo/00019.mp4")  # its 2 longest
 
 

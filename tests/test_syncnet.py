@@ -195,8 +195,9 @@ def test_tfds_sampler_on_synthetic_tiny(tmp_path_factory):
 
 @pytest.mark.timeout(300)
 def test_tfds_sampler_holds_out_and_repeats_sources(tmp_path_factory):
-    """data.holdout_sources gives a source no training sample; data.repeat multiplies a source's
-    samples in training only; a repeat pattern that matches nothing is a DataError."""
+    """data.exclude (the generator's setting, one for both trainers) gives a source no training
+    sample, as a pattern or as a prefix; data.repeat multiplies a source's samples in training only;
+    a pattern that matches nothing is a DataError; the judge's tracks are the generator's."""
     import tfds_builders
     from s2v_jax.data import sync_samples
     from s2v_jax.data.track_selection import record_sources
@@ -210,9 +211,18 @@ def test_tfds_sampler_holds_out_and_repeats_sources(tmp_path_factory):
     base = [f"data.data_dir={data_dir}", "data.dataset=synthetic_talking_faces/tiny", "data.frame_stride=3"]
     count = lambda s, src: int(np.isin(s.records, [r for r in range(len(sources)) if sources[r] == src]).sum())  # noqa: E731
     full = sync_samples._tfds_source(toy_config(base), "train")
-    both = sync_samples._tfds_source(toy_config(base + [f"data.holdout_sources={a}", f"data.repeat={b}:3"]),
+    both = sync_samples._tfds_source(toy_config(base + [f"data.exclude={a}", f"data.repeat={b}:3"]),
                                      "train")
     assert count(full, a) > 0 and count(both, a) == 0
+    prefix = sync_samples._tfds_source(toy_config(base + [f"data.exclude={a[:-2]}"]), "train")  # a prefix of a's name
+    assert count(prefix, a) == 0 and len(prefix) < len(full)
+    from s2v_jax.data import input_pipeline, track_selection
+    import ml_collections
+
+    gen = ml_collections.ConfigDict({"data": {"exclude": a, "repeat": f"{b}:3"}})
+    frames, repeats = track_selection.select(gen, builder, "train", input_pipeline.split_tracks(builder, "train"))
+    records, _ = input_pipeline.sample_index(frames, 3, 0, repeats)
+    np.testing.assert_array_equal(records, both.records)  # one selection for the generator and the judge
     assert count(both, b) == 3 * count(full, b) > 0
     others = [s for s in set(sources) if s not in (a, b)]
     assert sum(count(both, s) for s in others) == sum(count(full, s) for s in others)
@@ -220,6 +230,8 @@ def test_tfds_sampler_holds_out_and_repeats_sources(tmp_path_factory):
     assert len(val) == len(sync_samples._tfds_source(toy_config(base), "validation"))
     with pytest.raises(DataError, match=r"data.repeat pattern 'nope/\*' matches no train track"):
         sync_samples._tfds_source(toy_config(base + ["data.repeat=nope/*:2"]), "train")
+    with pytest.raises(DataError, match=r"data.exclude pattern 'nope/\*' matches no track"):
+        sync_samples._tfds_source(toy_config(base + ["data.exclude=nope/"]), "train")
 
 
 def test_train_sync_command_reports_a_bad_config(tmp_path, capsys):

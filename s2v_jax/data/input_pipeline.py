@@ -26,9 +26,11 @@ same seed gives the same batches and `loader.get_state()` /
 `loader.set_state()` resume the stream exactly.
 
 `config.data.exclude` (comma-separated shell patterns on a track's source path,
-e.g. 'grid_s1/sw*'): tracks whose video matches are never sampled, in training
-or validation (a speaker's test sentences kept from a general model, a bad
-clip); the record order, and so every other sample, is unchanged.
+e.g. 'grid_s1/sw*', or prefixes, e.g. 'lrs2_b/'): tracks whose video matches are
+never sampled, in training or validation (a speaker's test sentences kept from a
+general model, a judge's held-out sources, a bad clip); the record order, and so
+every other sample, is unchanged. The judge's loader (`sync_samples`) takes its
+tracks from the same `track_selection.select`.
 
 `config.data.repeat` ('pattern:factor,...', e.g. 'styletalk/*:4,lrs2*/*:4'):
 in training only, every sample of a track whose source matches the pattern
@@ -51,8 +53,7 @@ from typing import Any, Dict, List, Sequence
 import grain.python as grain
 import numpy as np
 
-from s2v_jax.data.track_selection import (excluded_records, exclude_patterns, record_repeats, record_sources,
-                                          repeat_factors)
+from s2v_jax.data import track_selection
 from s2v_jax.data.loader import Loader, build_loader
 from s2v_jax.errors import DataError
 
@@ -304,21 +305,7 @@ def augment_pair(rng: np.random.Generator, target: np.ndarray, identity: np.ndar
 
 def _samples(config, split: str) -> TrackSamples:
     builder = ensure_dataset(config)
-    num_frames = split_tracks(builder, split)
-    patterns = exclude_patterns(config)
-    factors = repeat_factors(config)  # parsed (and checked) for either split
-    factors = factors if split == "train" else []  # validation is never reweighted
-    sources = record_sources(builder, split) if patterns or factors else None  # one read of every record
-    if patterns:
-        drop = excluded_records(builder, split, patterns, sources)
-        num_frames = np.where(drop, 0, num_frames)  # no sample; record indices unchanged
-        log.info("%s %s: data.exclude %s leaves out %d of %d tracks", builder.info.full_name, split,
-                 ",".join(patterns), int(drop.sum()), len(drop))
-    repeats = None
-    if factors:
-        repeats = record_repeats(builder, split, factors, sources)
-        log.info("%s %s: data.repeat %s repeats %d of %d tracks", builder.info.full_name, split,
-                 config.data.repeat, int((repeats > 1).sum()), len(repeats))
+    num_frames, repeats = track_selection.select(config, builder, split, split_tracks(builder, split), log)
     source = TrackSamples(os.fspath(builder.data_dir), builder.info.full_name, split,
                           int(config.data.frame_stride), int(config.data.min_identity_distance), num_frames, repeats)
     if len(source) == 0:

@@ -179,28 +179,10 @@ def make_loader(source, config: ml_collections.ConfigDict, *, batch_size: int, s
                                        process_count=process_count)
 
 
-def holdout_prefixes(config) -> List[str]:
-    """`data.holdout_sources`: comma-separated source prefixes (e.g. 'tedx_ro/,lrs2_b/') whose tracks
-    the expert never trains on, so that whole speakers or sources are unseen when it is scored."""
-    return track_selection.listed(config, "holdout_sources")
-
-
 def _tfds_source(config, split: str):
     builder = input_pipeline.ensure_dataset(config)
-    num_frames = input_pipeline.split_tracks(builder, split)
-    prefixes = holdout_prefixes(config)
-    factors = track_selection.repeat_factors(config)  # parsed (and checked) for either split
-    repeats = None
-    if split == "train" and (prefixes or factors):
-        sources = track_selection.record_sources(builder, split)  # read once for both
-        held = np.array([s.startswith(tuple(prefixes)) for s in sources], bool) if prefixes else \
-            np.zeros(len(sources), bool)
-        num_frames = np.where(held, 0, num_frames)  # held-out tracks give no sample
-        if factors:  # oversampled sources (validation is never reweighted)
-            repeats = track_selection.record_repeats(builder, split, factors, sources)
-        log.info("%s %s: %d of %d tracks held out (%s), %d repeated (%s)", builder.info.full_name, split,
-                 int(held.sum()), len(sources), ",".join(prefixes) or "none",
-                 0 if repeats is None else int((repeats > 1).sum()), config.data.repeat or "none")
+    num_frames, repeats = track_selection.select(config, builder, split,
+                                                 input_pipeline.split_tracks(builder, split), log)
     return input_pipeline.TrackSamples(os.fspath(builder.data_dir), builder.info.full_name, split,
                                        int(config.data.frame_stride), 0, num_frames, repeats)
 

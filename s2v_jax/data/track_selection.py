@@ -1,7 +1,12 @@
 """Which tracks of a registered corpus are sampled, and how often: the comma-separated
-`config.data` fields `exclude` (source patterns never sampled), `repeat` ('pattern:factor'
-oversampling in training) and the sync expert's `holdout_sources`, matched on each record's
-`source` (its video path relative to the corpus). Used by `input_pipeline` and `sync_samples`.
+`config.data` fields `exclude` (tracks never sampled, in training or validation) and `repeat`
+('pattern:factor' oversampling in training), matched on each record's `source` (its video path
+relative to the corpus). One setting for every trainer: the generator's `input_pipeline` and the
+judge's `sync_samples` both take their tracks from `select`.
+
+A pattern is a shell pattern (`fnmatch`: '*' also crosses '/'); an item with no wildcard is a
+prefix ('lrs2_b/' a folder, 'voxceleb2_style/7414' the files whose names start so), the form the
+judges' held-out lists were written in.
 """
 
 import fnmatch
@@ -19,14 +24,24 @@ def items(raw) -> List[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def listed(config, field: str) -> List[str]:
-    """config.data.<field>, a comma-separated string (or a list), as its non-empty stripped items."""
-    return items(config.data.get(field, ""))
+def as_pattern(item: str) -> str:
+    """A shell pattern as it is; an item without a wildcard (*, ?, [) as the prefix it names."""
+    return item if any(c in item for c in "*?[") else item + "*"
+
+
+def patterns(raw) -> List[str]:
+    """A comma-separated list of patterns or prefixes (`items`) as shell patterns (`as_pattern`)."""
+    return [as_pattern(p) for p in items(raw)]
 
 
 def exclude_patterns(config) -> List[str]:
-    """config.data.exclude as a list of patterns ('' = none)."""
-    return listed(config, "exclude")
+    """config.data.exclude as shell patterns ('' = none)."""
+    return patterns(config.data.exclude)
+
+
+def matches(source: str, pats: Sequence[str]) -> bool:
+    """Whether a track's `source` matches one of the shell patterns `pats`."""
+    return any(fnmatch.fnmatchcase(source, p) for p in pats)
 
 
 def record_sources(builder, split: str) -> List[str]:
@@ -42,7 +57,7 @@ def excluded_records(builder, split: str, patterns: Sequence[str], mine: Sequenc
     """Bool [records of split]: the record's `source` (`mine`: record_sources of split) matches one of
     `patterns`. A pattern that matches no track of any split is a DataError (a typo would otherwise
     exclude nothing)."""
-    hit = np.array([any(fnmatch.fnmatchcase(s, p) for p in patterns) for s in mine], bool)
+    hit = np.array([matches(s, patterns) for s in mine], bool)
     for p in patterns:
         if any(fnmatch.fnmatchcase(s, p) for s in mine):
             continue
@@ -57,12 +72,12 @@ def excluded_records(builder, split: str, patterns: Sequence[str], mine: Sequenc
 def repeat_factors(config) -> List[tuple]:
     """config.data.repeat as [(pattern, factor)] ('' = none); a DataError names a malformed item."""
     out = []
-    for item in listed(config, "repeat"):
+    for item in items(config.data.repeat):
         pattern, sep, factor = item.rpartition(":")
         if not sep or not pattern.strip() or not factor.strip().isdigit() or int(factor) < 1:
             raise DataError(f"data.repeat item {item!r}: expected 'pattern:factor' with a whole factor >= 1 "
                             f"(e.g. 'styletalk/*:4')")
-        out.append((pattern.strip(), int(factor)))
+        out.append((as_pattern(pattern.strip()), int(factor)))
     return out
 
 
@@ -81,3 +96,28 @@ def record_repeats(builder, split: str, factors: Sequence[tuple], sources: Seque
         out[hit & ~done] = factor
         done |= hit
     return out
+
+
+def select(config, builder, split: str, num_frames: Sequence[int], log=None):
+    """The tracks of `split` that are sampled, and how often: (num_frames with 0 for every track
+    `data.exclude` leaves out, repeats: int per record from `data.repeat` in training, else None).
+    Record indices are unchanged, so every other track's samples stay where they were. `log`
+    (a logging.Logger) is told what was left out and repeated."""
+    pats = exclude_patterns(config)
+    factors = repeat_factors(config)  # parsed (and checked) for either split
+    factors = factors if split == "train" else []  # validation is never reweighted
+    num_frames = np.asarray(num_frames)
+    sources = record_sources(builder, split) if pats or factors else None  # one read of every record
+    if pats:
+        drop = excluded_records(builder, split, pats, sources)
+        num_frames = np.where(drop, 0, num_frames)  # no sample; record indices unchanged
+        if log is not None:
+            log.info("%s %s: data.exclude %s leaves out %d of %d tracks", builder.info.full_name, split,
+                     ",".join(pats), int(drop.sum()), len(drop))
+    repeats = None
+    if factors:
+        repeats = record_repeats(builder, split, factors, sources)
+        if log is not None:
+            log.info("%s %s: data.repeat %s repeats %d of %d tracks", builder.info.full_name, split,
+                     config.data.repeat, int((repeats > 1).sum()), len(repeats))
+    return num_frames, repeats
