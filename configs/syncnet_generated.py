@@ -35,18 +35,25 @@ offsets a little lower); the evaluation judge from its shipped stage 2 at half s
 near-still windows per batch (stage 3 had cost it offsets; not shipped: it learnt nothing about the interior
 generator). `init_from` names the package's judges as they were before stage 4 (stage 3's: `git show
 8877ccc:s2v_jax/assets/sync_loss`).
+
+Stage 5 of the evaluation judge (role `eval5`, 2026-12-07, #32): the grey evaluation judge could not learn the
+interior generator's painted mouths (stages 3-4), the colour training judge could. `eval5` starts from the
+shipped grey evaluation judge (stage 2) as a colour judge (`model.grayscale=False`; `train.init_from` spreads its
+first conv over RGB by the luma weights, s2v_jax.train.init_from.colour_from_grey, so it starts as the grey
+judge), then stage 3's recipe on both generators' copies. It stays apart from the training judge: its own
+initialisation and stage-1 training (seed 0, no near-still windows then), its own sample orders.
 """
 
 from configs import syncnet_loss, syncnet_real
 
 
 def get_config(role: str = "loss"):
-    if role not in ("loss", "eval", "loss3", "eval3", "loss4", "eval4"):
+    if role not in ("loss", "eval", "loss3", "eval3", "loss4", "eval4", "eval5"):
         raise ValueError(f"configs/syncnet_generated.py:{role}: the role is 'loss' (training judge) or 'eval', "
-                         "or 'loss3' / 'eval3' for stage 3, 'loss4' / 'eval4' for stage 4")
+                         "or 'loss3' / 'eval3' for stage 3, 'loss4' / 'eval4' for stage 4, 'eval5'")
     stage = int(role[-1]) if role[-1].isdigit() else 2
     stage3 = stage >= 3
-    role = role.rstrip("34")
+    role = role.rstrip("345")
     config = (syncnet_loss if role == "loss" else syncnet_real).get_config()
     d, t = config.data, config.train
     t.init_from = "workdirs/syncnet_loss" if role == "loss" else "workdirs/syncnet_real"  # its own stage 1
@@ -79,4 +86,9 @@ def get_config(role: str = "loss"):
             t.learning_rate = 1e-4
             t.num_steps = 2000
         d.shuffle_seed = 31 if role == "loss" else 32
+    if stage == 5:  # the evaluation judge in colour, from its shipped grey stage 2
+        config.model.grayscale = False
+        t.init_from = "s2v_jax/assets/sync_expert"
+        d.shuffle_seed = 42
+        t.num_steps = 2000
     return config

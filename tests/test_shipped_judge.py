@@ -207,3 +207,40 @@ def test_the_loss_judge_sees_frames_as_the_scoring_code_stacks_them():
         want = np.stack([video_input(f, 56, grey) for f in frames]).astype(np.float32)
         assert got.shape == want.shape == ((2, 56, 112, 5) if grey else (2, 56, 112, 15))
         np.testing.assert_allclose(got, want, atol=0.51 if grey else 1e-3)  # grey: video_input rounds
+
+
+def test_a_colour_judge_started_from_the_grey_judge_computes_what_it_did():
+    """train.init_from of the grey evaluation judge into a colour judge (model.grayscale False): the
+    first video conv spread over RGB by the luma weights, so the colour judge's embeddings of coloured
+    frames equal the grey judge's of their luma (to to_grey's uint8 rounding); a kernel put in the
+    leading block instead (plain widening) would not."""
+    import jax
+
+    from s2v_jax.data.sync_inputs import video_input
+    from s2v_jax.evaluation.sync_expert import SyncExpert
+    from s2v_jax.models.syncnet import SyncNet, build_syncnet, input_shapes
+    from s2v_jax.train.init_from import overlay_variables
+
+    grey = SyncExpert.from_checkpoint(assets.SYNC_EXPERT, batch_size=4)
+    assert grey.grayscale
+    config = grey.config.copy_and_resolve_references()
+    config.model.grayscale = False
+    model = build_syncnet(config)
+    shapes = input_shapes(config)
+    fresh = model.init(jax.random.PRNGKey(3), np.zeros((1,) + shapes["video"], np.float32),
+                       np.zeros((1,) + shapes["audio"], np.float32))
+    colour = overlay_variables(dict(fresh), assets.SYNC_EXPERT, "sync")
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (4, 5, 112, 112, 3), dtype=np.uint8)
+    frames[..., 0] = np.clip(frames[..., 0].astype(int) + 60, 0, 255)  # not grey: the colours differ
+    want = grey._video(grey.variables, np.stack([video_input(f, grey.lower_face_top, True) for f in frames]))
+    embed = lambda v: model.apply(v, np.stack([video_input(f, grey.lower_face_top, False) for f in frames]),  # noqa: E731
+                                  method=SyncNet.embed_video)
+    got = embed(colour)
+    scale = float(np.abs(np.asarray(want)).mean())
+    assert float(np.abs(np.asarray(got) - np.asarray(want)).max()) < 0.02 * scale
+    bad = jax.tree_util.tree_map(np.array, colour)  # the grey kernel in the leading block, as plain widening puts it
+    kernel = bad["params"]["video_stream"]["conv1"]["conv"]["kernel"]
+    kernel[...] = 0
+    kernel[:, :, :5] = np.asarray(grey.variables["params"]["video_stream"]["conv1"]["conv"]["kernel"])
+    assert float(np.abs(np.asarray(embed(bad)) - np.asarray(want)).max()) > 0.1 * scale
