@@ -288,3 +288,62 @@ def test_five_stills_widened_from_one_start_as_the_one_still_model_and_learn_fro
     new_state, m = training.train_step(dp.put_state(state), dp.shard_batch(batch))
     moved = np.asarray(dp.state_for_checkpoint(new_state).params["identity_encoder"]["conv1"]["conv"]["kernel"])
     assert np.isfinite(float(dp.fetch(m)["loss"])) and np.abs(moved[:, :, 3:]).max() > 0
+
+
+def test_polygon_mask_covers_the_inside_and_the_dilated_edge():
+    from s2v_jax.train.tasks.lips import polygon_mask
+
+    square = jnp.asarray([[[10.0, 10.0], [20.0, 10.0], [20.0, 20.0], [10.0, 20.0]]])  # (x, y), pixel units
+    m = np.asarray(polygon_mask(square, 32))[0]
+    assert m[15, 15] == 1 and m[5, 15] == 0 and m[15, 25] == 0  # rows are y, columns x
+    assert m[10:20, 10:20].sum() == 100 and m.sum() == 100  # centres 10.5..19.5 inside, none beyond
+    grown = np.asarray(polygon_mask(square, 32, dilate=2.0))[0]
+    assert grown[8, 15] == 1 and grown[7, 15] == 0 and grown[15, 21] == 1 and grown[15, 22] == 0
+
+
+def test_paint_outside_counts_only_paint_beyond_the_warped_inner_lips():
+    """No paint (the frame is the warped still): 0. A dark dot inside the inner-lip contour: 0. The same
+    dot below the lower lip: counted, and only in the mouth box (a dot above it is not the term's)."""
+    from s2v_jax.train.tasks.lips import INNER_LIPS, paint_outside
+
+    b, w, s = 1, 2, 112
+    rng = np.random.default_rng(0)
+    still = jnp.asarray(rng.uniform(0.2, 0.8, (b, w, s, s, 3)), jnp.float32)
+    flow = jnp.zeros((b, w, s, s, 2), jnp.float32)
+    lips = np.zeros((b, 40, 2), np.float32)
+    angle = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+    lips[0, INNER_LIPS] = np.stack([56 + 12 * np.cos(angle), 74 + 4 * np.sin(angle)], -1)  # an open mouth at row 74
+    batch = {"identity_lips": jnp.asarray(lips)}
+    warped = np.clip(np.asarray(still), 1e-3, 1 - 1e-3)
+    assert float(paint_outside(jnp.asarray(warped), still, flow, batch).max()) < 1e-6
+
+    def dot(row):
+        x = warped.copy()
+        x[:, :, row - 2:row + 2, 54:58] = 0.0
+        return float(paint_outside(jnp.asarray(x), still, flow, batch).max())
+
+    assert dot(74) < 1e-6          # inside the opening: the interior, free to paint
+    assert dot(88) > 1e-3          # under the lower lip (rows 70-78 open, +2 px): counted
+    assert dot(30) < 1e-6          # outside the mouth box: not this term's (the model cannot paint there)
+
+
+def test_the_paint_term_enters_the_loss_of_an_interior_model_and_needs_one():
+    over = {"train.sync_weight": 0.0, "data.sync_negatives": 0, "model.interior": True, "model.warp_only": True,
+            "model.interior_region": (60, 92, 36, 76)}
+    cfg = lip_config(**over, **{"train.paint_weight": 10.0})
+    task = get_task(cfg)
+    assert task.paint_weight == 10.0 and task.interior
+    model = build_model(cfg)
+    state = state_lib.create_train_state(cfg, model, jax.random.PRNGKey(0), task)
+    params = jax.tree_util.tree_map(lambda x: x + 0.01, state.params)
+    params["image_decoder"]["occlusion"]["bias"] = jnp.zeros_like(params["image_decoder"]["occlusion"]["bias"])  # paint
+    batch = {k: v for k, v in _batch(cfg, lip_tracks()).items() if k not in ("record", "target_frame", "identity_frames")}
+    key = jax.random.PRNGKey(0)
+    loss, (m, _) = jax.jit(lambda p: task.loss(state, p, batch, key=key, axis_name=None))(params)
+    base = jax.jit(lambda p: get_task(lip_config(**over)).loss(state, p, batch, key=key, axis_name=None)[0])(params)
+    assert float(m["paint_outside"]) > 0
+    np.testing.assert_allclose(float(loss), float(base) + 10.0 * float(m["paint_outside"]), rtol=1e-5)
+    sums = jax.jit(lambda st: task.eval_sums(st, batch, key=key, axis_name=None))(state)
+    assert np.isfinite(float(sums["paint_outside"]))
+    with pytest.raises(ConfigError, match="train.paint_weight .* needs an interior model"):
+        get_task(lip_config(**{"train.paint_weight": 10.0}))

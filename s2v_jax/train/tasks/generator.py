@@ -23,7 +23,7 @@ from s2v_jax.train.judge import Judge
 from s2v_jax.train.tasks.base import apply_model
 from s2v_jax.train.tasks.image import ImageTask, describe_image_eval, image_eval_sums, l1_loss, mse_loss, resize_to, \
     to_float_image
-from s2v_jax.train.tasks.lips import lip_distances, mouth
+from s2v_jax.train.tasks.lips import lip_distances, mouth, paint_outside
 from s2v_jax.train.tasks.sync import SyncTask
 
 
@@ -47,6 +47,9 @@ class GeneratorTask(ImageTask):
     frames, the judge's window confidence `*_sync_conf` = mean(d_shifted) - d_sync per window
     (the per-window form of LSE-C; above 0 = the in-sync audio matches best) and its accuracy
     `*_sync_acc`; every validation reports `mouth_l1` beside `static_mouth_l1`.
+    - `paint_weight` q (an interior model with the lip-warp loss): + q * the painted change outside
+      the still's inner lips as the warp moves them (`lips.paint_outside`, mean over the mouth box):
+      paint where the warp opened the mouth, nowhere else. Validation reports `paint_outside`.
     `best` picks the validation metric that keeps the best checkpoint ('l1' or 'mouth_l1')."""
 
     mse_warmup_steps: int = 0
@@ -56,6 +59,8 @@ class GeneratorTask(ImageTask):
     sync_blur_sigma: float = 0.0
     best: str = "l1"
     lip_weight: float = 0.0
+    paint_weight: float = 0.0
+    interior: bool = False  # model.interior: the frame is the warped still with paint blended in
     judge_path: Optional[str] = None  # the sync expert of the sync loss/validation: None = none, '' = the shipped one
     name: str = dataclasses.field(default="generator", init=False)
     title = "the generator"  # how messages name it
@@ -90,9 +95,17 @@ class GeneratorTask(ImageTask):
                               f"{config.model.get('warp', 0.0)}, data.window_frames={window}")
         if best == "lip_lmd" and lip_weight <= 0:
             raise ConfigError("train.best_metric='lip_lmd' needs the lip landmarks: set train.lip_weight > 0")
+        paint_weight, interior = float(t.paint_weight), bool(config.model.interior)
+        if paint_weight < 0:
+            raise ConfigError(f"train.paint_weight must be >= 0, not {paint_weight}")
+        if paint_weight > 0 and not (interior and lip_weight > 0):
+            raise ConfigError("train.paint_weight (paint outside the warped inner lips) needs an interior model "
+                              f"(model.interior=True) and the lip landmarks (train.lip_weight > 0); have "
+                              f"model.interior={interior}, train.lip_weight={lip_weight}")
         return cls(mse_warmup_steps=warmup, mouth_weight=float(t.mouth_weight), sync_weight=sync_weight,
                    sync_temperature=float(t.sync_temperature), best=best, judge_path=judge,
-                   sync_blur_sigma=float(t.sync_blur_sigma), lip_weight=lip_weight)
+                   sync_blur_sigma=float(t.sync_blur_sigma), lip_weight=lip_weight, paint_weight=paint_weight,
+                   interior=interior)
 
     @property
     def judge(self) -> Optional[Judge]:
@@ -122,7 +135,7 @@ class GeneratorTask(ImageTask):
         return pred, resize_to(target, size), resize_to(identity[..., :3], size), stats, None
 
     def loss(self, state, params, batch, *, key, axis_name):
-        pred, target, _, stats, flow = self.forward(state, params, batch, train=True)
+        pred, target, still, stats, flow = self.forward(state, params, batch, train=True)
         loss = l1_loss(pred, target)
         if self.mse_warmup_steps > 0:
             loss = jnp.where(state.step < self.mse_warmup_steps, mse_loss(pred, target), loss)
@@ -140,6 +153,9 @@ class GeneratorTask(ImageTask):
         if self.lip_weight > 0:
             metrics["lip_lmd"] = lip_distances(flow, batch)[0].mean()
             loss = loss + self.lip_weight * metrics["lip_lmd"]
+        if self.paint_weight > 0:
+            metrics["paint_outside"] = paint_outside(pred, still, flow, batch).mean()
+            loss = loss + self.paint_weight * metrics["paint_outside"]
         return loss, (metrics, stats)
 
     def eval_sums(self, state, batch, *, key, axis_name):
@@ -155,6 +171,8 @@ class GeneratorTask(ImageTask):
         if flow is not None and "target_lips" in batch:
             lip, static = lip_distances(flow, batch)
             out["lip_lmd"], out["static_lip_lmd"] = lip.sum(), static.sum()
+            if self.interior:
+                out["paint_outside"] = paint_outside(pred, baseline, flow, batch).sum()
         if self.judge is not None and pred.ndim == 5:
             windows = jnp.asarray(pred.shape[0], jnp.float32)
             for name, x in (("", pred), (f"{self.baseline}_", baseline), ("real_", target)):
@@ -170,6 +188,8 @@ class GeneratorTask(ImageTask):
         line += f"; mouth L1 {val['mouth_l1']:.4f} (static {val['static_mouth_l1']:.4f})"
         if "lip_lmd" in val:
             line += f"; lip-warp LMD {val['lip_lmd']:.4f} (static {val['static_lip_lmd']:.4f})"
+        if "paint_outside" in val:
+            line += f"; paint outside the lips {val['paint_outside']:.5f}"
         if "sync_conf" in val:
             line += (f"; judge window conf {val['sync_conf']:.3f} acc {val['sync_acc']:.2f} (static "
                      f"{val['static_sync_conf']:.3f}/{val['static_sync_acc']:.2f}, real "

@@ -1,9 +1,13 @@
-"""Lip geometry in the generator's loss: the mouth box of the registered crop
-and where a warp takes the still's lips (`lip_distances`, LMD's own measure)."""
+"""Lip geometry in the generator's loss: the mouth box of the registered crop,
+where a warp takes the still's lips (`lip_distances`, LMD's own measure), and the
+paint an interior model puts outside the lips it opened (`paint_outside`)."""
 
+import jax
 import jax.numpy as jnp
 
-from s2v_jax.models.generator import warped_points
+from s2v_jax.models.generator import warp_image, warped_points
+
+INNER_LIPS = slice(20, 40)  # of the 40 lip points (faces.LIPS = LIPS_OUTER + LIPS_INNER): the inner contour, in order
 
 # The mouth box of the registered 112x112 crop (rows, columns): lips, teeth
 # and chin, open or closed, for every template-registered face (most of what
@@ -42,3 +46,41 @@ def lip_distances(flow, batch):
     model = jnp.sqrt(jnp.sum(jnp.square(moved - real), axis=-1) + 1e-12).mean(axis=-1) / iod
     static = jnp.sqrt(jnp.sum(jnp.square(still - real), axis=-1)).mean(axis=-1) / iod
     return model, static
+
+
+def polygon_mask(points, size: int, dilate: float = 0.0):
+    """Pixels of an S x S image inside a closed polygon or within `dilate` px of its edges:
+    points (x, y) [N, P, 2] in pixels (pixel (i, j)'s centre at x = j + 0.5, y = i + 0.5, the
+    landmarks' convention) -> float32 {0, 1} [N, S, S]. Inside = odd crossing number."""
+    c = jnp.arange(size, dtype=jnp.float32) + 0.5
+    y, x = c[None, :, None, None], c[None, None, :, None]
+    p, q = points[:, None, None], jnp.roll(points, -1, axis=1)[:, None, None]
+    xi, yi, xj, yj = p[..., 0], p[..., 1], q[..., 0], q[..., 1]
+    crosses = (yi > y) != (yj > y)
+    dy = yj - yi
+    x_at = xi + (y - yi) * (xj - xi) / jnp.where(dy == 0, 1e-9, dy)
+    inside = jnp.sum(crosses & (x < x_at), axis=-1) % 2 == 1
+    dx = xj - xi
+    t = jnp.clip(((x - xi) * dx + (y - yi) * dy) / jnp.maximum(dx * dx + dy * dy, 1e-9), 0.0, 1.0)
+    near = jnp.min(jnp.hypot(xi + t * dx - x, yi + t * dy - y), axis=-1) <= dilate
+    return (inside | near).astype(jnp.float32)
+
+
+PAINT_DILATE = 2.0  # px of the 112 crop around the warped inner lips where paint is not counted
+
+
+def paint_outside(pred, still, flow, batch):
+    """An interior model's painted change outside the lips its warp opened, per frame [b*w]: the mean
+    over the mouth box of |frame - warped still| (channel mean) where the pixel is neither inside the
+    still's inner-lip contour as the warp moves it (`warped_points`, held fixed: this term moves the
+    paint, not the lips) nor within PAINT_DILATE px of it. pred, still [b, w, S, S, 3], flow
+    [b, w, S, S, 2]. The dark dot under the lower lip and the blob beside the opening are such paint."""
+    b, w, s = flow.shape[:3]
+    flat = lambda x: x.reshape((b * w,) + x.shape[2:])  # noqa: E731
+    scale = s / 112.0
+    inner = jnp.repeat(batch["identity_lips"].astype(jnp.float32)[:, INNER_LIPS] * scale, w, axis=0)
+    moved = jax.lax.stop_gradient(warped_points(flat(flow), inner))
+    allowed = polygon_mask(moved, s, PAINT_DILATE * scale)
+    warped = jnp.clip(warp_image(flat(still), flat(flow)), 1e-3, 1.0 - 1e-3)
+    change = jnp.abs(flat(pred) - warped).mean(axis=-1) * (1.0 - allowed)
+    return mouth(change[..., None]).reshape(b * w, -1).mean(axis=-1)
