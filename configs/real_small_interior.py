@@ -22,6 +22,10 @@ there), and every pixel outside the region stays the warped photo's exactly.
     python run_train.py --config configs/real_small_interior.py --workdir workdirs/interior \
         --config.train.init_from=W3   # stage 3's work directory (configs/real_small_warp.py)
 
+Tried on top (not shipped; BENCHMARKS.md): `--config.train.paint_weight=10` (paint only between the lips the
+warp opened: the dot under the lip gone, LMD and colour closer, but the opening shrank below the mark), and
+2,000 steps against the stage-4 training judge with `data.repeat` and a 4x audio CNN (half a point of LMD).
+
 The shipped generator (2026-12-07) is this stage's step 1,500 from the warp-only model of 2026-12-04
 (git 76bc449); `train.init_from='shipped'` (the default here) now continues the shipped interior model.
 """
