@@ -305,7 +305,7 @@ def augment_pair(rng: np.random.Generator, target: np.ndarray, identity: np.ndar
 
 def _samples(config, split: str) -> TrackSamples:
     builder = ensure_dataset(config)
-    num_frames, repeats = track_selection.select(config, builder, split, split_tracks(builder, split), log)
+    num_frames, repeats = track_selection.select(config, builder, split, split_tracks(builder, split))
     source = TrackSamples(os.fspath(builder.data_dir), builder.info.full_name, split,
                           int(config.data.frame_stride), int(config.data.min_identity_distance), num_frames, repeats)
     if len(source) == 0:

@@ -32,9 +32,12 @@ def frame_indices(centre, num_frames: int, count: int = 5) -> np.ndarray:
     return np.clip(idx, 0, num_frames - 1)
 
 
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 luma weights of R, G, B (as OpenCV); they sum to 1
+
+
 def to_grey(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB [..., 3] -> uint8 luma [...] (ITU-R 601 weights, as OpenCV)."""
-    y = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    """uint8 RGB [..., 3] -> uint8 luma [...] (LUMA's weights)."""
+    y = rgb[..., 0] * LUMA[0] + rgb[..., 1] * LUMA[1] + rgb[..., 2] * LUMA[2]
     return np.clip(y + 0.5, 0, 255).astype(np.uint8)
 
 

@@ -181,8 +181,7 @@ def make_loader(source, config: ml_collections.ConfigDict, *, batch_size: int, s
 
 def _tfds_source(config, split: str):
     builder = input_pipeline.ensure_dataset(config)
-    num_frames, repeats = track_selection.select(config, builder, split,
-                                                 input_pipeline.split_tracks(builder, split), log)
+    num_frames, repeats = track_selection.select(config, builder, split, input_pipeline.split_tracks(builder, split))
     return input_pipeline.TrackSamples(os.fspath(builder.data_dir), builder.info.full_name, split,
                                        int(config.data.frame_stride), 0, num_frames, repeats)
 

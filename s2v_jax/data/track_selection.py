@@ -10,11 +10,14 @@ judges' held-out lists were written in.
 """
 
 import fnmatch
+import logging
 from typing import List, Sequence
 
 import numpy as np
 
 from s2v_jax.errors import DataError
+
+log = logging.getLogger(__name__)
 
 
 def items(raw) -> List[str]:
@@ -98,11 +101,11 @@ def record_repeats(builder, split: str, factors: Sequence[tuple], sources: Seque
     return out
 
 
-def select(config, builder, split: str, num_frames: Sequence[int], log=None):
+def select(config, builder, split: str, num_frames: Sequence[int]):
     """The tracks of `split` that are sampled, and how often: (num_frames with 0 for every track
     `data.exclude` leaves out, repeats: int per record from `data.repeat` in training, else None).
-    Record indices are unchanged, so every other track's samples stay where they were. `log`
-    (a logging.Logger) is told what was left out and repeated."""
+    Record indices are unchanged, so every other track's samples stay where they were. What was left
+    out and repeated is logged."""
     pats = exclude_patterns(config)
     factors = repeat_factors(config)  # parsed (and checked) for either split
     factors = factors if split == "train" else []  # validation is never reweighted
@@ -111,13 +114,11 @@ def select(config, builder, split: str, num_frames: Sequence[int], log=None):
     if pats:
         drop = excluded_records(builder, split, pats, sources)
         num_frames = np.where(drop, 0, num_frames)  # no sample; record indices unchanged
-        if log is not None:
-            log.info("%s %s: data.exclude %s leaves out %d of %d tracks", builder.info.full_name, split,
-                     ",".join(pats), int(drop.sum()), len(drop))
+        log.info("%s %s: data.exclude %s leaves out %d of %d tracks", builder.info.full_name, split,
+                 ",".join(pats), int(drop.sum()), len(drop))
     repeats = None
     if factors:
         repeats = record_repeats(builder, split, factors, sources)
-        if log is not None:
-            log.info("%s %s: data.repeat %s repeats %d of %d tracks", builder.info.full_name, split,
-                     config.data.repeat, int((repeats > 1).sum()), len(repeats))
+        log.info("%s %s: data.repeat %s repeats %d of %d tracks", builder.info.full_name, split,
+                 config.data.repeat, int((repeats > 1).sum()), len(repeats))
     return num_frames, repeats

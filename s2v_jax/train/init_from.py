@@ -11,6 +11,7 @@ import jax
 import numpy as np
 from absl import logging
 
+from s2v_jax.data.sync_inputs import LUMA
 from s2v_jax.errors import TrainingError
 from s2v_jax.train import checkpointing
 
@@ -28,7 +29,6 @@ def _widened(old: np.ndarray, new: np.ndarray, name: str) -> Optional[np.ndarray
     return out
 
 
-LUMA = (0.299, 0.587, 0.114)  # s2v_jax.data.sync_inputs.to_grey's weights (ITU-R 601); they sum to 1
 GREY_INPUT_KERNEL = ("video_stream", "conv1", "conv", "kernel")  # the judge's first video conv (params)
 
 

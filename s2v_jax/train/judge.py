@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from s2v_jax import assets
+from s2v_jax.data.sync_inputs import LUMA
 from s2v_jax.errors import ConfigError
 from s2v_jax.models.syncnet import SyncNet, build_syncnet, embedding_distance, input_shapes
 from s2v_jax.train import export
@@ -54,10 +55,10 @@ def load_judge(path, option: str = "--sync-expert"):
 
 def to_judge_video(frames, top: int, grayscale: bool = True):
     """Generated/real frames float [B, 5, S, S, 3] in [0, 1] -> the judge's lower face on its uint8 scale
-    (0..255), as sync_inputs.video_input stacks it: grey [B, S-top, S, 5] (ITU-R 601 luma as
+    (0..255), as sync_inputs.video_input stacks it: grey [B, S-top, S, 5] (LUMA's luma as
     sync_inputs.to_grey, without rounding) or RGB [B, S-top, S, 15] (frame-major, channels within)."""
     if grayscale:
-        grey = frames[..., 0] * 0.299 + frames[..., 1] * 0.587 + frames[..., 2] * 0.114
+        grey = frames[..., 0] * LUMA[0] + frames[..., 1] * LUMA[1] + frames[..., 2] * LUMA[2]
         return jnp.transpose(grey[:, :, top:, :], (0, 2, 3, 1)) * 255.0
     lower = jnp.transpose(frames[:, :, top:], (0, 2, 3, 1, 4))  # [B, S-top, S, 5, 3]
     return lower.reshape(lower.shape[:3] + (-1,)) * 255.0
