@@ -327,6 +327,41 @@ def test_paint_outside_counts_only_paint_beyond_the_warped_inner_lips():
     assert dot(30) < 1e-6          # outside the mouth box: not this term's (the model cannot paint there)
 
 
+def test_paint_region_real_bounds_the_paint_by_the_real_lips_not_the_still_s():
+    """A closed still (its inner lips a line: no inside) and a real frame whose mouth is open. 'warped'
+    counts a dark cavity painted where the real mouth opens (the warp did not part the still's lips);
+    'real' does not, yet still counts a dot under the real lower lip. An unknown region is refused."""
+    from s2v_jax.train.tasks.lips import INNER_LIPS, paint_outside
+
+    b, w, s = 1, 2, 112
+    rng = np.random.default_rng(1)
+    still = jnp.asarray(rng.uniform(0.2, 0.8, (b, w, s, s, 3)), jnp.float32)
+    flow = jnp.zeros((b, w, s, s, 2), jnp.float32)
+    angle = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+    closed = np.zeros((b, 40, 2), np.float32)
+    closed[0, INNER_LIPS] = np.stack([56 + 12 * np.cos(angle), 74 + 0.01 * np.sin(angle)], -1)
+    real = np.zeros((b, w, 40, 2), np.float32)
+    real[0, :, INNER_LIPS] = np.stack([56 + 12 * np.cos(angle), 74 + 8 * np.sin(angle)], -1)  # rows 66-82
+    batch = {"identity_lips": jnp.asarray(closed), "target_lips": jnp.asarray(real)}
+    warped = np.clip(np.asarray(still), 1e-3, 1 - 1e-3)
+
+    def dot(row, region):
+        x = warped.copy()
+        x[:, :, row - 2:row + 2, 54:58] = 0.0
+        return float(paint_outside(jnp.asarray(x), still, flow, batch, region).max())
+
+    assert dot(80, "warped") > 1e-3   # the cavity where the real mouth opens: beyond the still's closed lips (+2 px)
+    assert dot(80, "real") < 1e-6     # ... and inside the real opening
+    assert dot(90, "real") > 1e-3     # under the real lower lip (rows 66-82, +2 px): counted either way
+    with pytest.raises(ValueError, match="paint region"):
+        paint_outside(jnp.asarray(warped), still, flow, batch, "target")
+    over = {"train.sync_weight": 0.0, "data.sync_negatives": 0, "model.interior": True, "model.warp_only": True,
+            "model.interior_region": (60, 92, 36, 76), "train.paint_weight": 1.0}
+    assert get_task(lip_config(**over, **{"train.paint_region": "real"})).paint_region == "real"
+    with pytest.raises(ConfigError, match="train.paint_region"):
+        get_task(lip_config(**over, **{"train.paint_region": "target"}))
+
+
 def test_the_paint_term_enters_the_loss_of_an_interior_model_and_needs_one():
     over = {"train.sync_weight": 0.0, "data.sync_negatives": 0, "model.interior": True, "model.warp_only": True,
             "model.interior_region": (60, 92, 36, 76)}

@@ -23,7 +23,7 @@ from s2v_jax.train.judge import Judge
 from s2v_jax.train.tasks.base import apply_model
 from s2v_jax.train.tasks.image import ImageTask, describe_image_eval, image_eval_sums, l1_loss, mse_loss, resize_to, \
     to_float_image
-from s2v_jax.train.tasks.lips import lip_distances, mouth, paint_outside
+from s2v_jax.train.tasks.lips import PAINT_REGIONS, lip_distances, mouth, paint_outside
 from s2v_jax.train.tasks.sync import SyncTask
 
 
@@ -50,6 +50,8 @@ class GeneratorTask(ImageTask):
     - `paint_weight` q (an interior model with the lip-warp loss): + q * the painted change outside
       the still's inner lips as the warp moves them (`lips.paint_outside`, mean over the mouth box):
       paint where the warp opened the mouth, nowhere else. Validation reports `paint_outside`.
+      `paint_region` 'real' counts paint outside the real frame's inner lips instead (where the
+      speaker's mouth is open, parted by the warp or not).
     `best` picks the validation metric that keeps the best checkpoint ('l1' or 'mouth_l1')."""
 
     mse_warmup_steps: int = 0
@@ -60,6 +62,7 @@ class GeneratorTask(ImageTask):
     best: str = "l1"
     lip_weight: float = 0.0
     paint_weight: float = 0.0
+    paint_region: str = "warped"
     interior: bool = False  # model.interior: the frame is the warped still with paint blended in
     judge_path: Optional[str] = None  # the sync expert of the sync loss/validation: None = none, '' = the shipped one
     name: str = dataclasses.field(default="generator", init=False)
@@ -102,10 +105,13 @@ class GeneratorTask(ImageTask):
             raise ConfigError("train.paint_weight (paint outside the warped inner lips) needs an interior model "
                               f"(model.interior=True) and the lip landmarks (train.lip_weight > 0); have "
                               f"model.interior={interior}, train.lip_weight={lip_weight}")
+        paint_region = str(t.paint_region)
+        if paint_region not in PAINT_REGIONS:
+            raise ConfigError(f"train.paint_region must be one of {PAINT_REGIONS}, not {paint_region!r}")
         return cls(mse_warmup_steps=warmup, mouth_weight=float(t.mouth_weight), sync_weight=sync_weight,
                    sync_temperature=float(t.sync_temperature), best=best, judge_path=judge,
                    sync_blur_sigma=float(t.sync_blur_sigma), lip_weight=lip_weight, paint_weight=paint_weight,
-                   interior=interior)
+                   paint_region=paint_region, interior=interior)
 
     @property
     def judge(self) -> Optional[Judge]:
@@ -154,7 +160,7 @@ class GeneratorTask(ImageTask):
             metrics["lip_lmd"] = lip_distances(flow, batch)[0].mean()
             loss = loss + self.lip_weight * metrics["lip_lmd"]
         if self.paint_weight > 0:
-            metrics["paint_outside"] = paint_outside(pred, still, flow, batch).mean()
+            metrics["paint_outside"] = paint_outside(pred, still, flow, batch, self.paint_region).mean()
             loss = loss + self.paint_weight * metrics["paint_outside"]
         return loss, (metrics, stats)
 
@@ -172,7 +178,7 @@ class GeneratorTask(ImageTask):
             lip, static = lip_distances(flow, batch)
             out["lip_lmd"], out["static_lip_lmd"] = lip.sum(), static.sum()
             if self.interior:
-                out["paint_outside"] = paint_outside(pred, baseline, flow, batch).sum()
+                out["paint_outside"] = paint_outside(pred, baseline, flow, batch, self.paint_region).sum()
         if self.judge is not None and pred.ndim == 5:
             windows = jnp.asarray(pred.shape[0], jnp.float32)
             for name, x in (("", pred), (f"{self.baseline}_", baseline), ("real_", target)):

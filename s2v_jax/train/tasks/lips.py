@@ -69,18 +69,29 @@ def polygon_mask(points, size: int, dilate: float = 0.0):
 PAINT_DILATE = 2.0  # px of the 112 crop around the warped inner lips where paint is not counted
 
 
-def paint_outside(pred, still, flow, batch):
-    """An interior model's painted change outside the lips its warp opened, per frame [b*w]: the mean
+PAINT_REGIONS = ("warped", "real")
+
+
+def paint_outside(pred, still, flow, batch, region: str = "warped"):
+    """An interior model's painted change outside the mouth's opening, per frame [b*w]: the mean
     over the mouth box of |frame - warped still| (channel mean) where the pixel is neither inside the
-    still's inner-lip contour as the warp moves it (`warped_points`, held fixed: this term moves the
-    paint, not the lips) nor within PAINT_DILATE px of it. pred, still [b, w, S, S, 3], flow
-    [b, w, S, S, 2]. The dark dot under the lower lip and the blob beside the opening are such paint."""
+    opening nor within PAINT_DILATE px of it. The opening ('region'): 'warped', the still's inner-lip
+    contour as the warp moves it (`warped_points`, held fixed: this term moves the paint, not the
+    lips); 'real', the real frame's inner-lip contour (`target_lips`): paint where the real mouth is
+    open, whether or not the warp parted the still's lips (a closed still's contour has no inside, so
+    'warped' forbids all paint there). pred, still [b, w, S, S, 3], flow [b, w, S, S, 2]. The dark dot
+    under the lower lip and the blob beside the opening are such paint."""
+    if region not in PAINT_REGIONS:
+        raise ValueError(f"paint region must be one of {PAINT_REGIONS}, not {region!r}")
     b, w, s = flow.shape[:3]
     flat = lambda x: x.reshape((b * w,) + x.shape[2:])  # noqa: E731
     scale = s / 112.0
-    inner = jnp.repeat(batch["identity_lips"].astype(jnp.float32)[:, INNER_LIPS] * scale, w, axis=0)
-    moved = jax.lax.stop_gradient(warped_points(flat(flow), inner))
-    allowed = polygon_mask(moved, s, PAINT_DILATE * scale)
+    if region == "real":
+        opening = batch["target_lips"].astype(jnp.float32).reshape(b * w, -1, 2)[:, INNER_LIPS] * scale
+    else:
+        inner = jnp.repeat(batch["identity_lips"].astype(jnp.float32)[:, INNER_LIPS] * scale, w, axis=0)
+        opening = jax.lax.stop_gradient(warped_points(flat(flow), inner))
+    allowed = polygon_mask(opening, s, PAINT_DILATE * scale)
     warped = jnp.clip(warp_image(flat(still), flat(flow)), 1e-3, 1.0 - 1e-3)
     change = jnp.abs(flat(pred) - warped).mean(axis=-1) * (1.0 - allowed)
     return mouth(change[..., None]).reshape(b * w, -1).mean(axis=-1)
