@@ -362,6 +362,50 @@ def test_paint_region_real_bounds_the_paint_by_the_real_lips_not_the_still_s():
         get_task(lip_config(**over, **{"train.paint_region": "target"}))
 
 
+def test_mask_error_is_zero_for_the_real_opening_and_counts_paint_elsewhere():
+    """The mask equal to the real inner-lip polygon: 0. Shut where the real mouth is open, or open under
+    the lower lip: counted. A mask beyond the mouth box is not this term's."""
+    from s2v_jax.train.tasks.lips import INNER_LIPS, mask_error, polygon_mask
+
+    b, w, s = 1, 2, 112
+    angle = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+    real = np.zeros((b, w, 40, 2), np.float32)
+    real[0, :, INNER_LIPS] = np.stack([56 + 12 * np.cos(angle), 74 + 6 * np.sin(angle)], -1)
+    batch = {"target_lips": jnp.asarray(real)}
+    exact = np.asarray(polygon_mask(jnp.asarray(real[0, :, INNER_LIPS]), s)).reshape(b, w, s, s, 1)
+    assert exact.sum() > 100
+    assert float(mask_error(jnp.asarray(exact), batch).max()) < 1e-7
+    shut = float(mask_error(jnp.zeros_like(jnp.asarray(exact)), batch).min())
+    assert shut > 0.03                       # the opening (~220 px) over the 42 x 64 mouth box
+    below = exact.copy()
+    below[:, :, 86:90, 50:62] = 1.0          # paint under the lower lip (rows 68-80 open)
+    assert float(mask_error(jnp.asarray(below), batch).min()) > 0.01
+    far = exact.copy()
+    far[:, :, 10:20, 10:20] = 1.0            # outside the mouth box
+    assert float(mask_error(jnp.asarray(far), batch).max()) < 1e-7
+
+
+def test_the_mask_term_enters_the_loss_of_an_interior_model_and_needs_one():
+    over = {"train.sync_weight": 0.0, "data.sync_negatives": 0, "model.interior": True, "model.warp_only": True,
+            "model.interior_region": (60, 92, 36, 76)}
+    cfg = lip_config(**over, **{"train.mask_weight": 5.0})
+    task = get_task(cfg)
+    model = build_model(cfg)
+    state = state_lib.create_train_state(cfg, model, jax.random.PRNGKey(0), task)
+    batch = {k: v for k, v in _batch(cfg, lip_tracks()).items() if k not in ("record", "target_frame", "identity_frames")}
+    key = jax.random.PRNGKey(0)
+    loss, (m, _) = jax.jit(lambda p: task.loss(state, p, batch, key=key, axis_name=None))(state.params)
+    base = jax.jit(lambda p: get_task(lip_config(**over)).loss(state, p, batch, key=key, axis_name=None)[0])(state.params)
+    assert float(m["mask_error"]) > 0
+    np.testing.assert_allclose(float(loss), float(base) + 5.0 * float(m["mask_error"]), rtol=1e-5)
+    grads = jax.grad(lambda p: task.loss(state, p, batch, key=key, axis_name=None)[0])(state.params)
+    assert float(jnp.abs(grads["image_decoder"]["occlusion"]["kernel"]).sum()) > 0  # the mask learns from it
+    sums = jax.jit(lambda st: task.eval_sums(st, batch, key=key, axis_name=None))(state)
+    assert np.isfinite(float(sums["mask_error"]))
+    with pytest.raises(ConfigError, match="train.mask_weight .* needs an interior model"):
+        get_task(lip_config(**{"train.mask_weight": 5.0}))
+
+
 def test_the_paint_term_enters_the_loss_of_an_interior_model_and_needs_one():
     over = {"train.sync_weight": 0.0, "data.sync_negatives": 0, "model.interior": True, "model.warp_only": True,
             "model.interior_region": (60, 92, 36, 76)}

@@ -166,10 +166,18 @@ class Speech2Vid(nn.Module):
 
     def decode_with_flow(self, audio_embedding, identity: IdentityFeatures):
         """(frames [B, S, S, 3], flow [B, S, S, 2] in pixels (dy, dx) or None without model.warp)."""
+        return self.decode_parts(audio_embedding, identity)[:2]
+
+    def decode_parts(self, audio_embedding, identity: IdentityFeatures):
+        """(frames, flow, occlusion mask [B, S, S, 1] of an interior model, else None)."""
         logits = self._decoder_output(audio_embedding, identity)
         if self.interior:
             painted, mask, flow, warped = self._interior_parts(logits, identity)
-            return warped + mask * (painted - warped), flow
+            return warped + mask * (painted - warped), flow, mask
+        return self._plain_frames(logits, identity) + (None,)
+
+    def _plain_frames(self, logits, identity: IdentityFeatures):
+        """(frames, flow or None) of a model without model.interior."""
         flow = None
         if self.warp > 0:
             logits, flow = logits[..., :3], logits[..., 3:]
@@ -230,13 +238,16 @@ class Speech2Vid(nn.Module):
 
     def generate_windows_with_flow(self, mfcc, identity, train: bool = False):
         """(`generate_windows`' frames, the warp's flow `[B, w, S, S, 2]` or None without model.warp)."""
+        return self.generate_windows_parts(mfcc, identity, train)[:2]
+
+    def generate_windows_parts(self, mfcc, identity, train: bool = False):
+        """(frames, flow, occlusion mask `[B, w, S, S, 1]`), flow None without model.warp, mask None
+        without model.interior."""
         b, w = mfcc.shape[:2]
         ident = self.encode_identity(identity, train)
         ident = jax.tree_util.tree_map(lambda x: jnp.repeat(x, w, axis=0), ident)
-        frames, flow = self.decode_with_flow(self.encode_audio(mfcc.reshape((b * w,) + mfcc.shape[2:]), train), ident)
-        if flow is not None:
-            flow = flow.reshape((b, w) + flow.shape[1:])
-        return frames.reshape((b, w) + frames.shape[1:]), flow
+        parts = self.decode_parts(self.encode_audio(mfcc.reshape((b * w,) + mfcc.shape[2:]), train), ident)
+        return tuple(None if x is None else x.reshape((b, w) + x.shape[1:]) for x in parts)
 
     def __call__(self, mfcc, identity, train: bool = False):
         return self.generate_from_identity(mfcc, self.encode_identity(identity, train), train)

@@ -23,7 +23,7 @@ from s2v_jax.train.judge import Judge
 from s2v_jax.train.tasks.base import apply_model
 from s2v_jax.train.tasks.image import ImageTask, describe_image_eval, image_eval_sums, l1_loss, mse_loss, resize_to, \
     to_float_image
-from s2v_jax.train.tasks.lips import PAINT_REGIONS, lip_distances, mouth, paint_outside
+from s2v_jax.train.tasks.lips import PAINT_REGIONS, lip_distances, mask_error, mouth, paint_outside
 from s2v_jax.train.tasks.sync import SyncTask
 
 
@@ -52,6 +52,9 @@ class GeneratorTask(ImageTask):
       paint where the warp opened the mouth, nowhere else. Validation reports `paint_outside`.
       `paint_region` 'real' counts paint outside the real frame's inner lips instead (where the
       speaker's mouth is open, parted by the warp or not).
+    - `mask_weight` k (an interior model with the landmarks): + k * the occlusion mask's mean
+      distance from the real frame's inner-lip opening over the mouth box (`lips.mask_error`): where
+      to paint, taught by the landmarks rather than by the judge. Validation reports `mask_error`.
     `best` picks the validation metric that keeps the best checkpoint ('l1' or 'mouth_l1')."""
 
     mse_warmup_steps: int = 0
@@ -63,6 +66,7 @@ class GeneratorTask(ImageTask):
     lip_weight: float = 0.0
     paint_weight: float = 0.0
     paint_region: str = "warped"
+    mask_weight: float = 0.0
     interior: bool = False  # model.interior: the frame is the warped still with paint blended in
     judge_path: Optional[str] = None  # the sync expert of the sync loss/validation: None = none, '' = the shipped one
     name: str = dataclasses.field(default="generator", init=False)
@@ -105,13 +109,20 @@ class GeneratorTask(ImageTask):
             raise ConfigError("train.paint_weight (paint outside the warped inner lips) needs an interior model "
                               f"(model.interior=True) and the lip landmarks (train.lip_weight > 0); have "
                               f"model.interior={interior}, train.lip_weight={lip_weight}")
+        mask_weight = float(t.mask_weight)
+        if mask_weight < 0:
+            raise ConfigError(f"train.mask_weight must be >= 0, not {mask_weight}")
+        if mask_weight > 0 and not (interior and lip_weight > 0):
+            raise ConfigError("train.mask_weight (the occlusion mask against the real opening) needs an interior "
+                              f"model (model.interior=True) and the lip landmarks (train.lip_weight > 0); have "
+                              f"model.interior={interior}, train.lip_weight={lip_weight}")
         paint_region = str(t.paint_region)
         if paint_region not in PAINT_REGIONS:
             raise ConfigError(f"train.paint_region must be one of {PAINT_REGIONS}, not {paint_region!r}")
         return cls(mse_warmup_steps=warmup, mouth_weight=float(t.mouth_weight), sync_weight=sync_weight,
                    sync_temperature=float(t.sync_temperature), best=best, judge_path=judge,
                    sync_blur_sigma=float(t.sync_blur_sigma), lip_weight=lip_weight, paint_weight=paint_weight,
-                   paint_region=paint_region, interior=interior)
+                   paint_region=paint_region, mask_weight=mask_weight, interior=interior)
 
     @property
     def judge(self) -> Optional[Judge]:
@@ -119,29 +130,29 @@ class GeneratorTask(ImageTask):
         return None if self.judge_path is None else Judge.load(self.judge_path)
 
     def forward(self, state, params, batch, *, train: bool):
-        """(prediction, target, static baseline, new batch_stats, flow); images float32 `[b, S, S, 3]`,
+        """(prediction, target, static baseline, new batch_stats, flow, occlusion mask); images float32 `[b, S, S, 3]`,
         S the model's output side; windowed batches give `[b, w, S, S, 3]` (the baseline repeated)
         and the warp's flow `[b, w, S, S, 2]` (None unless model.warp and windows)."""
         target = to_float_image(batch["target"])
         identity = to_float_image(batch["identity"])
         mfcc = batch["mfcc"].astype(jnp.float32)
         if mfcc.ndim == 5:  # windows of w frames, one identity each
-            (pred, flow), stats = apply_model(state, params, (mfcc, identity), train=train,
-                                              method=Speech2Vid.generate_windows_with_flow)
+            (pred, flow, mask), stats = apply_model(state, params, (mfcc, identity), train=train,
+                                                    method=Speech2Vid.generate_windows_parts)
             pred = pred.astype(jnp.float32)
             b, w = pred.shape[:2]
             size = pred.shape[2:4]
             flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
             target = resize_to(flat(target), size).reshape((b, w) + size + (3,))
             still = jnp.broadcast_to(resize_to(identity[..., :3], size)[:, None], pred.shape)
-            return pred, target, still, stats, flow
+            return pred, target, still, stats, flow, mask
         pred, stats = apply_model(state, params, (mfcc, identity), train=train)
         pred = pred.astype(jnp.float32)
         size = pred.shape[1:3]
-        return pred, resize_to(target, size), resize_to(identity[..., :3], size), stats, None
+        return pred, resize_to(target, size), resize_to(identity[..., :3], size), stats, None, None
 
     def loss(self, state, params, batch, *, key, axis_name):
-        pred, target, still, stats, flow = self.forward(state, params, batch, train=True)
+        pred, target, still, stats, flow, mask = self.forward(state, params, batch, train=True)
         loss = l1_loss(pred, target)
         if self.mse_warmup_steps > 0:
             loss = jnp.where(state.step < self.mse_warmup_steps, mse_loss(pred, target), loss)
@@ -162,10 +173,13 @@ class GeneratorTask(ImageTask):
         if self.paint_weight > 0:
             metrics["paint_outside"] = paint_outside(pred, still, flow, batch, self.paint_region).mean()
             loss = loss + self.paint_weight * metrics["paint_outside"]
+        if self.mask_weight > 0:
+            metrics["mask_error"] = mask_error(mask, batch).mean()
+            loss = loss + self.mask_weight * metrics["mask_error"]
         return loss, (metrics, stats)
 
     def eval_sums(self, state, batch, *, key, axis_name):
-        pred, target, baseline, _, flow = self.forward(state, state.params, batch, train=False)
+        pred, target, baseline, _, flow, mask = self.forward(state, state.params, batch, train=False)
         if pred.ndim == 5:
             flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
             out = image_eval_sums(flat(pred), flat(target), flat(baseline), self.baseline)
@@ -179,6 +193,7 @@ class GeneratorTask(ImageTask):
             out["lip_lmd"], out["static_lip_lmd"] = lip.sum(), static.sum()
             if self.interior:
                 out["paint_outside"] = paint_outside(pred, baseline, flow, batch, self.paint_region).sum()
+                out["mask_error"] = mask_error(mask, batch).sum()
         if self.judge is not None and pred.ndim == 5:
             windows = jnp.asarray(pred.shape[0], jnp.float32)
             for name, x in (("", pred), (f"{self.baseline}_", baseline), ("real_", target)):
@@ -196,6 +211,8 @@ class GeneratorTask(ImageTask):
             line += f"; lip-warp LMD {val['lip_lmd']:.4f} (static {val['static_lip_lmd']:.4f})"
         if "paint_outside" in val:
             line += f"; paint outside the lips {val['paint_outside']:.5f}"
+        if "mask_error" in val:
+            line += f"; mask vs real opening {val['mask_error']:.4f}"
         if "sync_conf" in val:
             line += (f"; judge window conf {val['sync_conf']:.3f} acc {val['sync_acc']:.2f} (static "
                      f"{val['static_sync_conf']:.3f}/{val['static_sync_acc']:.2f}, real "

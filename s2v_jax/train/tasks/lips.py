@@ -1,6 +1,7 @@
 """Lip geometry in the generator's loss: the mouth box of the registered crop,
 where a warp takes the still's lips (`lip_distances`, LMD's own measure), and the
-paint an interior model puts outside the lips it opened (`paint_outside`)."""
+paint an interior model puts outside the lips it opened (`paint_outside`), and how far its
+occlusion mask is from the real mouth's opening (`mask_error`)."""
 
 import jax
 import jax.numpy as jnp
@@ -95,3 +96,15 @@ def paint_outside(pred, still, flow, batch, region: str = "warped"):
     warped = jnp.clip(warp_image(flat(still), flat(flow)), 1e-3, 1.0 - 1e-3)
     change = jnp.abs(flat(pred) - warped).mean(axis=-1) * (1.0 - allowed)
     return mouth(change[..., None]).reshape(b * w, -1).mean(axis=-1)
+
+
+def mask_error(mask, batch):
+    """An interior model's occlusion mask against the real frame's opening, per frame [b*w]: the mean
+    over the mouth box of |m - o|, o = 1 inside the real inner-lip contour (`target_lips`), else 0.
+    mask [b, w, S, S, 1]. A target for where to paint that comes from the landmarks, not from a judge:
+    the mask opens where the speaker's mouth is open and stays shut where it is closed."""
+    b, w, s = mask.shape[:3]
+    opening = batch["target_lips"].astype(jnp.float32).reshape(b * w, -1, 2)[:, INNER_LIPS] * (s / 112.0)
+    target = polygon_mask(opening, s)
+    err = jnp.abs(mask.reshape(b * w, s, s).astype(jnp.float32) - target)
+    return mouth(err[..., None]).reshape(b * w, -1).mean(axis=-1)
