@@ -24,7 +24,12 @@ there), and every pixel outside the region stays the warped photo's exactly.
 
 Tried on top (not shipped; BENCHMARKS.md): `--config.train.paint_weight=10` (paint only between the lips the
 warp opened: the dot under the lip gone, LMD and colour closer, but the opening shrank below the mark), and
-2,000 steps against the stage-4 training judge with `data.repeat` and a 4x audio CNN (half a point of LMD).
+2,000 steps against the stage-4 training judge with `data.repeat` and a 4x audio CNN (half a point of LMD);
+`--config.train.paint_region=real` (the paint bounded by the real frame's inner lips: LMD -6.4% / -13.0%, colour
+closer, the dot gone, the closed still's marks kept, but one closed-lip photo shut), the same without the judge
+loss (`--config.train.sync_weight=0`: LMD -9.1% / -14.2%, the best here, but the closed mouths barely open: the
+judge loss is what opens them) and, without it, the mask taught by the real opening (`--config.train.mask_weight=5`:
+the mask opens, the paint is red).
 
 The shipped generator (2026-12-07) is this stage's step 1,500 from the warp-only model of 2026-12-04
 (git 76bc449); `train.init_from='shipped'` (the default here) now continues the shipped interior model.
