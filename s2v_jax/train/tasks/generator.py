@@ -102,20 +102,21 @@ class GeneratorTask(ImageTask):
                               f"{config.model.get('warp', 0.0)}, data.window_frames={window}")
         if best == "lip_lmd" and lip_weight <= 0:
             raise ConfigError("train.best_metric='lip_lmd' needs the lip landmarks: set train.lip_weight > 0")
-        paint_weight, interior = float(t.paint_weight), bool(config.model.interior)
-        if paint_weight < 0:
-            raise ConfigError(f"train.paint_weight must be >= 0, not {paint_weight}")
-        if paint_weight > 0 and not (interior and lip_weight > 0):
-            raise ConfigError("train.paint_weight (paint outside the warped inner lips) needs an interior model "
-                              f"(model.interior=True) and the lip landmarks (train.lip_weight > 0); have "
-                              f"model.interior={interior}, train.lip_weight={lip_weight}")
-        mask_weight = float(t.mask_weight)
-        if mask_weight < 0:
-            raise ConfigError(f"train.mask_weight must be >= 0, not {mask_weight}")
-        if mask_weight > 0 and not (interior and lip_weight > 0):
-            raise ConfigError("train.mask_weight (the occlusion mask against the real opening) needs an interior "
-                              f"model (model.interior=True) and the lip landmarks (train.lip_weight > 0); have "
-                              f"model.interior={interior}, train.lip_weight={lip_weight}")
+        interior = bool(config.model.interior)
+
+        def interior_term(field: str, what: str) -> float:
+            """A weight >= 0 of a term that needs an interior model and the lip landmarks."""
+            weight = float(t[field])
+            if weight < 0:
+                raise ConfigError(f"train.{field} must be >= 0, not {weight}")
+            if weight > 0 and not (interior and lip_weight > 0):
+                raise ConfigError(f"train.{field} ({what}) needs an interior model (model.interior=True) and the "
+                                  f"lip landmarks (train.lip_weight > 0); have model.interior={interior}, "
+                                  f"train.lip_weight={lip_weight}")
+            return weight
+
+        paint_weight = interior_term("paint_weight", "paint outside the inner lips")
+        mask_weight = interior_term("mask_weight", "the occlusion mask against the real opening")
         paint_region = str(t.paint_region)
         if paint_region not in PAINT_REGIONS:
             raise ConfigError(f"train.paint_region must be one of {PAINT_REGIONS}, not {paint_region!r}")
