@@ -60,6 +60,7 @@ def get_config() -> ml_collections.ConfigDict:
     t.mouth_weight = 0.0            # not in the paper: + this * L1 of the mouth box (rows 58-99, columns 24-87)
     t.paint_weight = 0.0            # not in the paper: + this * the paint outside the warped inner lips (interior models, lip_weight > 0)
     t.mask_weight = 0.0             # not in the paper: + this * |occlusion mask - real inner-lip opening| (interior models, lip_weight > 0)
+    t.opening_weight = 0.0          # not in the paper: + this * the pixel error inside the real inner-lip opening (interior models, lip_weight > 0)
     t.paint_region = "warped"       # whose inner lips bound the paint: 'warped' (the still's, as the warp moves them) or 'real'
     t.sync_weight = 0.0             # not in the paper: + this * the training judge's n-way cross-entropy on 5-frame windows
     t.sync_temperature = 0.1        # the sync loss's softmax temperature (the judge's own)

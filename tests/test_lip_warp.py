@@ -385,10 +385,34 @@ def test_mask_error_is_zero_for_the_real_opening_and_counts_paint_elsewhere():
     assert float(mask_error(jnp.asarray(far), batch).max()) < 1e-7
 
 
+def test_opening_l1_counts_only_error_inside_the_real_opening():
+    """A frame equal to the real one: 0. A wrong colour inside the real inner lips: counted; the same error
+    under the lower lip or beyond the mouth box: not this term's."""
+    from s2v_jax.train.tasks.lips import INNER_LIPS, opening_l1
+
+    b, w, s = 1, 2, 112
+    rng = np.random.default_rng(2)
+    real = jnp.asarray(rng.uniform(0.2, 0.8, (b, w, s, s, 3)), jnp.float32)
+    angle = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+    lips = np.zeros((b, w, 40, 2), np.float32)
+    lips[0, :, INNER_LIPS] = np.stack([56 + 12 * np.cos(angle), 74 + 6 * np.sin(angle)], -1)  # rows 68-80
+    batch = {"target_lips": jnp.asarray(lips)}
+    assert float(opening_l1(real, real, batch).max()) < 1e-7
+
+    def patch(row):
+        x = np.asarray(real).copy()
+        x[:, :, row - 2:row + 2, 52:60] = 1.0
+        return float(opening_l1(jnp.asarray(x), real, batch).min())
+
+    assert patch(74) > 1e-4      # inside the opening
+    assert patch(90) < 1e-7      # under the lower lip
+    assert patch(20) < 1e-7      # beyond the mouth box
+
+
 def test_the_mask_term_enters_the_loss_of_an_interior_model_and_needs_one():
     over = {"train.sync_weight": 0.0, "data.sync_negatives": 0, "model.interior": True, "model.warp_only": True,
             "model.interior_region": (60, 92, 36, 76)}
-    cfg = lip_config(**over, **{"train.mask_weight": 5.0})
+    cfg = lip_config(**over, **{"train.mask_weight": 5.0, "train.opening_weight": 20.0})
     task = get_task(cfg)
     model = build_model(cfg)
     state = state_lib.create_train_state(cfg, model, jax.random.PRNGKey(0), task)
@@ -396,14 +420,17 @@ def test_the_mask_term_enters_the_loss_of_an_interior_model_and_needs_one():
     key = jax.random.PRNGKey(0)
     loss, (m, _) = jax.jit(lambda p: task.loss(state, p, batch, key=key, axis_name=None))(state.params)
     base = jax.jit(lambda p: get_task(lip_config(**over)).loss(state, p, batch, key=key, axis_name=None)[0])(state.params)
-    assert float(m["mask_error"]) > 0
-    np.testing.assert_allclose(float(loss), float(base) + 5.0 * float(m["mask_error"]), rtol=1e-5)
+    assert float(m["mask_error"]) > 0 and float(m["opening_l1"]) > 0
+    np.testing.assert_allclose(float(loss), float(base) + 5.0 * float(m["mask_error"]) + 20.0 * float(m["opening_l1"]),
+                               rtol=1e-5)
     grads = jax.grad(lambda p: task.loss(state, p, batch, key=key, axis_name=None)[0])(state.params)
     assert float(jnp.abs(grads["image_decoder"]["occlusion"]["kernel"]).sum()) > 0  # the mask learns from it
     sums = jax.jit(lambda st: task.eval_sums(st, batch, key=key, axis_name=None))(state)
-    assert np.isfinite(float(sums["mask_error"]))
+    assert np.isfinite(float(sums["mask_error"])) and np.isfinite(float(sums["opening_l1"]))
     with pytest.raises(ConfigError, match="train.mask_weight .* needs an interior model"):
         get_task(lip_config(**{"train.mask_weight": 5.0}))
+    with pytest.raises(ConfigError, match="train.opening_weight .* needs an interior model"):
+        get_task(lip_config(**{"train.opening_weight": 20.0}))
 
 
 def test_the_paint_term_enters_the_loss_of_an_interior_model_and_needs_one():

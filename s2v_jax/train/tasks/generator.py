@@ -23,7 +23,7 @@ from s2v_jax.train.judge import Judge
 from s2v_jax.train.tasks.base import apply_model
 from s2v_jax.train.tasks.image import ImageTask, describe_image_eval, image_eval_sums, l1_loss, mse_loss, resize_to, \
     to_float_image
-from s2v_jax.train.tasks.lips import PAINT_REGIONS, lip_distances, mask_error, mouth, paint_outside
+from s2v_jax.train.tasks.lips import PAINT_REGIONS, lip_distances, mask_error, mouth, opening_l1, paint_outside
 from s2v_jax.train.tasks.sync import SyncTask
 
 
@@ -55,6 +55,8 @@ class GeneratorTask(ImageTask):
     - `mask_weight` k (an interior model with the landmarks): + k * the occlusion mask's mean
       distance from the real frame's inner-lip opening over the mouth box (`lips.mask_error`): where
       to paint, taught by the landmarks rather than by the judge. Validation reports `mask_error`.
+    - `opening_weight` o (the same needs): + o * the pixel error inside the real opening over the mouth
+      box (`lips.opening_l1`): a colour target for the painted cavity. Validation reports `opening_l1`.
     `best` picks the validation metric that keeps the best checkpoint ('l1' or 'mouth_l1')."""
 
     mse_warmup_steps: int = 0
@@ -67,6 +69,7 @@ class GeneratorTask(ImageTask):
     paint_weight: float = 0.0
     paint_region: str = "warped"
     mask_weight: float = 0.0
+    opening_weight: float = 0.0
     interior: bool = False  # model.interior: the frame is the warped still with paint blended in
     judge_path: Optional[str] = None  # the sync expert of the sync loss/validation: None = none, '' = the shipped one
     name: str = dataclasses.field(default="generator", init=False)
@@ -117,13 +120,15 @@ class GeneratorTask(ImageTask):
 
         paint_weight = interior_term("paint_weight", "paint outside the inner lips")
         mask_weight = interior_term("mask_weight", "the occlusion mask against the real opening")
+        opening_weight = interior_term("opening_weight", "the pixel error inside the real opening")
         paint_region = str(t.paint_region)
         if paint_region not in PAINT_REGIONS:
             raise ConfigError(f"train.paint_region must be one of {PAINT_REGIONS}, not {paint_region!r}")
         return cls(mse_warmup_steps=warmup, mouth_weight=float(t.mouth_weight), sync_weight=sync_weight,
                    sync_temperature=float(t.sync_temperature), best=best, judge_path=judge,
                    sync_blur_sigma=float(t.sync_blur_sigma), lip_weight=lip_weight, paint_weight=paint_weight,
-                   paint_region=paint_region, mask_weight=mask_weight, interior=interior)
+                   paint_region=paint_region, mask_weight=mask_weight,
+                   opening_weight=opening_weight, interior=interior)
 
     @property
     def judge(self) -> Optional[Judge]:
@@ -177,6 +182,9 @@ class GeneratorTask(ImageTask):
         if self.mask_weight > 0:
             metrics["mask_error"] = mask_error(mask, batch).mean()
             loss = loss + self.mask_weight * metrics["mask_error"]
+        if self.opening_weight > 0:
+            metrics["opening_l1"] = opening_l1(pred, target, batch).mean()
+            loss = loss + self.opening_weight * metrics["opening_l1"]
         return loss, (metrics, stats)
 
     def eval_sums(self, state, batch, *, key, axis_name):
@@ -195,6 +203,7 @@ class GeneratorTask(ImageTask):
             if self.interior:
                 out["paint_outside"] = paint_outside(pred, baseline, flow, batch, self.paint_region).sum()
                 out["mask_error"] = mask_error(mask, batch).sum()
+                out["opening_l1"] = opening_l1(pred, target, batch).sum()
         if self.judge is not None and pred.ndim == 5:
             windows = jnp.asarray(pred.shape[0], jnp.float32)
             for name, x in (("", pred), (f"{self.baseline}_", baseline), ("real_", target)):
@@ -213,7 +222,7 @@ class GeneratorTask(ImageTask):
         if "paint_outside" in val:
             line += f"; paint outside the lips {val['paint_outside']:.5f}"
         if "mask_error" in val:
-            line += f"; mask vs real opening {val['mask_error']:.4f}"
+            line += f"; mask vs real opening {val['mask_error']:.4f}; L1 in the opening {val['opening_l1']:.5f}"
         if "sync_conf" in val:
             line += (f"; judge window conf {val['sync_conf']:.3f} acc {val['sync_acc']:.2f} (static "
                      f"{val['static_sync_conf']:.3f}/{val['static_sync_acc']:.2f}, real "

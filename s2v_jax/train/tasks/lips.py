@@ -108,3 +108,15 @@ def mask_error(mask, batch):
     target = polygon_mask(opening, s)
     err = jnp.abs(mask.reshape(b * w, s, s).astype(jnp.float32) - target)
     return mouth(err[..., None]).reshape(b * w, -1).mean(axis=-1)
+
+
+def opening_l1(pred, target, batch):
+    """The pixel error inside the real frame's inner-lip opening, per frame [b*w]: the mean over the mouth
+    box of |frame - real frame| (channel mean) where the pixel lies inside the real inner-lip contour
+    (`target_lips`), else 0. pred, target [b, w, S, S, 3]. A colour target for the painted interior: the
+    box-wide L1 spreads its pull over the whole lower face, this one over the cavity alone."""
+    b, w, s = pred.shape[:3]
+    opening = batch["target_lips"].astype(jnp.float32).reshape(b * w, -1, 2)[:, INNER_LIPS] * (s / 112.0)
+    inside = polygon_mask(opening, s)
+    err = jnp.abs(pred - target).reshape(b * w, s, s, -1).mean(axis=-1) * inside
+    return mouth(err[..., None]).reshape(b * w, -1).mean(axis=-1)
