@@ -29,7 +29,8 @@ warp opened: the dot under the lip gone, LMD and colour closer, but the opening 
 closer, the dot gone, the closed still's marks kept, but one closed-lip photo shut), the same without the judge
 loss (`--config.train.sync_weight=0`: LMD -9.1% / -14.2%, the best here, but the closed mouths barely open: the
 judge loss is what opens them) and, without it, the mask taught by the real opening (`--config.train.mask_weight=5`:
-the mask opens, the paint is red).
+the mask opens, the paint is red), and with a colour target in the opening too (`--config.train.opening_weight=20`:
+colour right, the closed still's opening 0.45x, with no judge loss at all).
 
 The shipped generator (2026-12-07) is this stage's step 1,500 from the warp-only model of 2026-12-04
 (git 76bc449); `train.init_from='shipped'` (the default here) now continues the shipped interior model.
