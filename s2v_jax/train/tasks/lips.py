@@ -1,7 +1,8 @@
 """Lip geometry in the generator's loss: the mouth box of the registered crop,
 where a warp takes the still's lips (`lip_distances`, LMD's own measure), and the
-paint an interior model puts outside the lips it opened (`paint_outside`), and how far its
-occlusion mask is from the real mouth's opening (`mask_error`)."""
+paint an interior model puts outside the lips it opened (`paint_outside`), how far its
+occlusion mask is from the real mouth's opening (`mask_error`) and its pixel error inside that
+opening (`opening_l1`)."""
 
 import jax
 import jax.numpy as jnp
@@ -73,6 +74,12 @@ PAINT_DILATE = 2.0  # px of the 112 crop around the warped inner lips where pain
 PAINT_REGIONS = ("warped", "real")
 
 
+def real_inner_lips(batch, frames: int, size: int):
+    """The real frames' inner-lip contours (x, y) [frames, 20, 2], in pixels of an S x S output."""
+    lips = batch["target_lips"].astype(jnp.float32).reshape(frames, -1, 2)[:, INNER_LIPS]
+    return lips * (size / 112.0)
+
+
 def paint_outside(pred, still, flow, batch, region: str = "warped"):
     """An interior model's painted change outside the mouth's opening, per frame [b*w]: the mean
     over the mouth box of |frame - warped still| (channel mean) where the pixel is neither inside the
@@ -88,7 +95,7 @@ def paint_outside(pred, still, flow, batch, region: str = "warped"):
     flat = lambda x: x.reshape((b * w,) + x.shape[2:])  # noqa: E731
     scale = s / 112.0
     if region == "real":
-        opening = batch["target_lips"].astype(jnp.float32).reshape(b * w, -1, 2)[:, INNER_LIPS] * scale
+        opening = real_inner_lips(batch, b * w, s)
     else:
         inner = jnp.repeat(batch["identity_lips"].astype(jnp.float32)[:, INNER_LIPS] * scale, w, axis=0)
         opening = jax.lax.stop_gradient(warped_points(flat(flow), inner))
@@ -104,8 +111,7 @@ def mask_error(mask, batch):
     mask [b, w, S, S, 1]. A target for where to paint that comes from the landmarks, not from a judge:
     the mask opens where the speaker's mouth is open and stays shut where it is closed."""
     b, w, s = mask.shape[:3]
-    opening = batch["target_lips"].astype(jnp.float32).reshape(b * w, -1, 2)[:, INNER_LIPS] * (s / 112.0)
-    target = polygon_mask(opening, s)
+    target = polygon_mask(real_inner_lips(batch, b * w, s), s)
     err = jnp.abs(mask.reshape(b * w, s, s).astype(jnp.float32) - target)
     return mouth(err[..., None]).reshape(b * w, -1).mean(axis=-1)
 
@@ -116,7 +122,6 @@ def opening_l1(pred, target, batch):
     (`target_lips`), else 0. pred, target [b, w, S, S, 3]. A colour target for the painted interior: the
     box-wide L1 spreads its pull over the whole lower face, this one over the cavity alone."""
     b, w, s = pred.shape[:3]
-    opening = batch["target_lips"].astype(jnp.float32).reshape(b * w, -1, 2)[:, INNER_LIPS] * (s / 112.0)
-    inside = polygon_mask(opening, s)
+    inside = polygon_mask(real_inner_lips(batch, b * w, s), s)
     err = jnp.abs(pred - target).reshape(b * w, s, s, -1).mean(axis=-1) * inside
     return mouth(err[..., None]).reshape(b * w, -1).mean(axis=-1)
