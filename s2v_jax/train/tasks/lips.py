@@ -24,6 +24,11 @@ def mouth(x):
     return x[..., rows, cols, :]
 
 
+def mouth_mean(per_pixel):
+    """Per image, the mean of a per-pixel map [N, S, S] over the MOUTH_BOX: [N]."""
+    return mouth(per_pixel[..., None]).reshape(per_pixel.shape[0], -1).mean(axis=-1)
+
+
 def lip_distances(flow, batch):
     """Where the warp takes the still's lips, against the real lips: per frame [b*w] (model, static).
 
@@ -102,7 +107,7 @@ def paint_outside(pred, still, flow, batch, region: str = "warped"):
     allowed = polygon_mask(opening, s, PAINT_DILATE * scale)
     warped = jnp.clip(warp_image(flat(still), flat(flow)), 1e-3, 1.0 - 1e-3)
     change = jnp.abs(flat(pred) - warped).mean(axis=-1) * (1.0 - allowed)
-    return mouth(change[..., None]).reshape(b * w, -1).mean(axis=-1)
+    return mouth_mean(change)
 
 
 def mask_error(mask, batch):
@@ -113,7 +118,7 @@ def mask_error(mask, batch):
     b, w, s = mask.shape[:3]
     target = polygon_mask(real_inner_lips(batch, b * w, s), s)
     err = jnp.abs(mask.reshape(b * w, s, s).astype(jnp.float32) - target)
-    return mouth(err[..., None]).reshape(b * w, -1).mean(axis=-1)
+    return mouth_mean(err)
 
 
 def opening_l1(pred, target, batch):
@@ -124,4 +129,4 @@ def opening_l1(pred, target, batch):
     b, w, s = pred.shape[:3]
     inside = polygon_mask(real_inner_lips(batch, b * w, s), s)
     err = jnp.abs(pred - target).reshape(b * w, s, s, -1).mean(axis=-1) * inside
-    return mouth(err[..., None]).reshape(b * w, -1).mean(axis=-1)
+    return mouth_mean(err)
